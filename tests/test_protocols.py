@@ -83,8 +83,8 @@ def test_subject_level_no_test_subject_in_training_or_pretraining(table: WindowT
 def test_paper_is_leaky_and_the_leak_exists(table: WindowTable) -> None:
     for f in folds_for(table, "paper"):
         assert f.leaky
-        train_trials = set(zip(table.subject[f.train], table.trial[f.train]))
-        test_trials = set(zip(table.subject[f.test], table.trial[f.test]))
+        train_trials = set(zip(table.subject[f.train], table.trial[f.train], strict=True))
+        test_trials = set(zip(table.subject[f.test], table.trial[f.test], strict=True))
         assert train_trials & test_trials  # test windows share (subject, trial) with training windows
         # but the moments themselves are disjoint, with all subjects of a moment in one part
         assert not set(table.moment[f.test]) & set(table.moment[f.train])
