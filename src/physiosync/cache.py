@@ -1,0 +1,413 @@
+"""The window cache (architecture contract 2): preprocessed signals as float32 memmaps plus metadata.
+
+``build_cache`` streams one subject at a time from the reader through :mod:`physiosync.preprocess` straight
+into raw memmaps ``<modality>.f32`` of Shape: (n_subjects, n_trials, n_chans, n_samples), then writes
+``trials.npz`` and, last, ``manifest.json``. The whole directory is built under a temporary name and renamed
+into place (:func:`physiosync.atomic.atomic_dir`), so a crash or a bad input file leaves nothing that looks
+like a cache. Every window length is a reshape of the same stored array, so there is exactly one copy of
+the data (method-spec §2.4, §8.2).
+
+Reuse is decided by a content hash over: the sha256 of every input file, the *resolved* preprocessing plan
+(so ``official=true`` and the equivalent explicit switches share a cache), the dataset, the subject list
+and :data:`FORMAT_VERSION`. Hashing 3.3 GB of DEAP pickles costs seconds, so a file's sha256 recorded in
+an existing manifest under the same cache root is trusted when the file's path, size and ``mtime_ns`` are
+unchanged (the same shortcut ``make`` and ``rsync`` take); any change to size or mtime forces a re-hash.
+Bump :data:`FORMAT_VERSION` whenever preprocessing output changes for the same inputs and settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from physiosync.atomic import atomic_dir, atomic_path
+from physiosync.config import RunConfig
+from physiosync.contract import DataContract
+from physiosync.datasets import prepared_contract
+from physiosync.errors import ConfigError, DataFormatError
+from physiosync.preprocess import N_SAMPLES, TARGET_SFREQ, preprocess_recording, resolve_plan
+from physiosync.recording import SubjectRecording
+from physiosync.table import WindowTable
+
+FORMAT_VERSION = 1
+TRIAL_FIELDS = ("stimulus", "valence", "arousal", "dominance", "label_arousal", "label_valence", "label_four")
+_HASH_BLOCK = 1 << 23  # 8 MiB reads: large enough that hashlib releases the GIL and reads stay sequential
+
+
+class WindowCache:
+    """Read-only view of a built cache directory; everything downstream of preprocessing uses only this.
+
+    Attributes:
+        path: The cache directory ``<cache_dir>/<dataset>-<hash[:12]>``.
+        hash: Full content hash (hex sha256).
+        manifest: The parsed ``manifest.json``.
+        contract: The :class:`DataContract` of the prepared data.
+        subjects: Subject ids in storage order.
+        trials: ``trials.npz`` columns, each Shape: (n_subjects, n_trials).
+        reused: True when :func:`build_cache` found this cache instead of building it.
+    """
+
+    def __init__(self, path: str | Path, manifest: dict[str, Any], reused: bool = False) -> None:
+        self.path = Path(path)
+        self.manifest = manifest
+        self.hash: str = manifest["hash"]
+        self.contract = DataContract.from_dict(manifest["contract"])
+        self.subjects: list[str] = list(manifest["subjects"])
+        self.n_trials: int = int(manifest["n_trials"])
+        self.n_samples: int = int(manifest["n_samples"])
+        self.sfreq: float = float(manifest.get("sfreq", TARGET_SFREQ))
+        self.reused = reused
+        with np.load(self.path / "trials.npz") as z:
+            self.trials: dict[str, np.ndarray] = {k: z[k] for k in z.files}
+        self._signals: dict[str, np.memmap] = {}
+        self._tables: dict[float, WindowTable] = {}
+
+    @property
+    def n_subjects(self) -> int:
+        return len(self.subjects)
+
+    @property
+    def dataset(self) -> str:
+        return str(self.manifest["dataset"])
+
+    @property
+    def modalities(self) -> list[str]:
+        return [m.name for m in self.contract.modalities]
+
+    def signals(self, modality: str) -> np.memmap:
+        """The stored stimulus signals, read-only. Shape: (n_subjects, n_trials, n_chans, n_samples) float32."""
+        if modality not in self._signals:
+            shape = tuple(self.manifest["shapes"][modality]) if modality in self.manifest["shapes"] else None
+            if shape is None:
+                raise KeyError(f"no modality {modality!r} in cache (have {self.modalities})")
+            self._signals[modality] = np.memmap(self.path / f"{modality}.f32", dtype=np.float32, mode="r",
+                                                shape=shape)
+        return self._signals[modality]
+
+    def window_samples(self, window_s: float) -> int:
+        """Samples per window of ``window_s`` seconds at the prepared rate (must divide a trial)."""
+        n = window_s * self.sfreq
+        if abs(n - round(n)) > 1e-6 or round(n) <= 0 or self.n_samples % round(n):
+            raise ValueError(f"window of {window_s} s does not tile a {self.n_samples}-sample trial at {self.sfreq} Hz")
+        return int(round(n))
+
+    def n_windows(self, window_s: float) -> int:
+        """Windows per trial (60 for 1 s, 12 for 5 s on 60 s trials)."""
+        return self.n_samples // self.window_samples(window_s)
+
+    def windows(self, window_s: float) -> WindowTable:
+        """One row per (subject, trial, window) of length ``window_s``; cached per length."""
+        key = float(window_s)
+        if key not in self._tables:
+            t = self.trials
+            self._tables[key] = WindowTable.from_trials(
+                stimulus=t["stimulus"], valence=t["valence"], arousal=t["arousal"],
+                label_arousal=t["label_arousal"], label_valence=t["label_valence"], label_four=t["label_four"],
+                n_windows=self.n_windows(key), window_s=key,
+            )
+        return self._tables[key]
+
+    def get_windows(
+        self, modality: str, window_s: float, subject: np.ndarray, trial: np.ndarray, window: np.ndarray
+    ) -> np.ndarray:
+        """Gather a batch of windows with one vectorised fancy index into a reshaped view.
+
+        Shape: subject, trial, window (B,) int (broadcastable) -> (B, n_chans, n_times) float32.
+        """
+        w = self.window_samples(window_s)
+        x = self.signals(modality)
+        s, k, c, n = x.shape
+        view = x.reshape(s, k, c, n // w, w)  # (S, K, C, n_win, W), a view: no data is read here
+        idx = [np.asarray(a, dtype=np.intp) for a in (subject, trial, window)]
+        # Advanced indices separated by a slice put the broadcast batch axis first: (B, C, W).
+        return np.asarray(view[idx[0], idx[1], :, idx[2], :])
+
+    def size_bytes(self) -> int:
+        """Bytes on disk of all files in the cache directory."""
+        return sum(f.stat().st_size for f in self.path.iterdir() if f.is_file())
+
+
+# --------------------------------------------------------------------------------------------------
+# hashing
+
+
+def hash_file(path: str | Path) -> str:
+    """sha256 of a file's bytes, read in large blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb", buffering=0) as fh:
+        buf = bytearray(_HASH_BLOCK)
+        view = memoryview(buf)
+        while n := fh.readinto(buf):
+            h.update(view[:n])
+    return h.hexdigest()
+
+
+def _known_hashes(cache_dir: Path, dataset: str) -> dict[tuple[str, int, int], str]:
+    """(file, size, mtime_ns) -> sha256 from the manifests of existing caches of this dataset."""
+    known: dict[tuple[str, int, int], str] = {}
+    if not cache_dir.is_dir():
+        return known
+    for manifest in cache_dir.glob(f"{dataset}-*/manifest.json"):
+        try:
+            entries = json.loads(manifest.read_text()).get("inputs", [])
+            for e in entries:
+                known[(e["file"], int(e["size"]), int(e["mtime_ns"]))] = str(e["sha256"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue  # an unreadable manifest only costs a re-hash
+    return known
+
+
+def describe_inputs(files: list[Path], cache_dir: Path, dataset: str) -> list[dict[str, Any]]:
+    """Manifest entries (file, size, mtime_ns, sha256) for the input files, hashing only what changed.
+
+    Files are hashed on two threads (hashlib releases the GIL on large blocks).
+    """
+    known = _known_hashes(cache_dir, dataset)
+    entries: list[dict[str, Any]] = []
+    todo: list[int] = []
+    for f in files:
+        f = f.resolve()
+        try:
+            st = f.stat()
+        except OSError as e:
+            raise DataFormatError(f, "<file>", f"unreadable ({e.strerror})", "a readable input file") from None
+        entry = {"file": str(f), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": None}
+        entry["sha256"] = known.get((entry["file"], st.st_size, st.st_mtime_ns))
+        if entry["sha256"] is None:
+            todo.append(len(entries))
+        entries.append(entry)
+    if todo:
+        with ThreadPoolExecutor(max_workers=min(2, len(todo))) as pool:
+            for i, digest in zip(todo, pool.map(hash_file, [entries[i]["file"] for i in todo]), strict=True):
+                entries[i]["sha256"] = digest
+    return entries
+
+
+def compute_cache_hash(
+    dataset: str, plan: dict[str, Any], subjects: list[str], inputs: list[dict[str, Any]]
+) -> str:
+    """Content hash of everything that determines the cache's bytes (paths and mtimes excluded)."""
+    payload = {
+        "format_version": FORMAT_VERSION,
+        "dataset": dataset,
+        "preprocess": plan,
+        "subjects": subjects,
+        "inputs": [[Path(e["file"]).name, e["sha256"]] for e in inputs],
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------------
+# readers (imported lazily so `physiosync --help` stays light)
+
+
+def _resolve_dreamer_file(data_dir: Path) -> Path:
+    """``DREAMER.mat`` itself, or a directory containing it."""
+    if data_dir.is_dir():
+        candidate = data_dir / "DREAMER.mat"
+        if not candidate.is_file():
+            raise DataFormatError(data_dir, "data_dir", "a directory without DREAMER.mat", "DREAMER.mat or its folder")
+        return candidate
+    return data_dir
+
+
+def list_inputs(cfg: RunConfig) -> list[tuple[str, Path]]:
+    """(subject id, source file) pairs in storage order, without loading signals."""
+    ds = cfg.dataset
+    if ds.data_dir is None:
+        raise ConfigError("dataset.data_dir is not set (use --data-dir or dataset.data_dir in the config)")
+    if ds.name == "deap":
+        from physiosync.io.deap import list_deap_subjects
+
+        return list(list_deap_subjects(ds.data_dir, ds.subjects, ds.format))
+    from physiosync.io.dreamer import list_dreamer_subjects
+
+    return list(list_dreamer_subjects(_resolve_dreamer_file(Path(ds.data_dir)), ds.subjects))
+
+
+def read_recordings(cfg: RunConfig) -> Iterator[SubjectRecording]:
+    """The reader's lazy stream of subjects for the configured dataset."""
+    ds = cfg.dataset
+    if ds.name == "deap":
+        from physiosync.io.deap import read_deap
+
+        return read_deap(ds.data_dir, ds.subjects, ds.format)
+    from physiosync.io.dreamer import read_dreamer
+
+    return read_dreamer(_resolve_dreamer_file(Path(ds.data_dir)), ds.subjects)
+
+
+# --------------------------------------------------------------------------------------------------
+# build / open
+
+
+def open_cache(path: str | Path, reused: bool = False) -> WindowCache:
+    """Open a built cache directory, checking its manifest and file sizes.
+
+    Raises:
+        DataFormatError: missing/unreadable manifest, another format version, or truncated files.
+    """
+    path = Path(path)
+    mpath = path / "manifest.json"
+    try:
+        manifest = json.loads(mpath.read_text())
+    except FileNotFoundError:
+        raise DataFormatError(mpath, "<file>", "missing", "a cache directory built by build_cache") from None
+    except ValueError as e:
+        raise DataFormatError(mpath, "<file>", f"invalid JSON ({e})", "a manifest written by build_cache") from None
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise DataFormatError(mpath, "format_version", manifest.get("format_version"), FORMAT_VERSION)
+    for mod, shape in manifest.get("shapes", {}).items():
+        f = path / f"{mod}.f32"
+        expected = int(np.prod(shape)) * 4
+        size = f.stat().st_size if f.is_file() else None
+        if size != expected:
+            raise DataFormatError(f, "size", size, f"{expected} bytes for float32 {tuple(shape)}")
+    if not (path / "trials.npz").is_file():
+        raise DataFormatError(path / "trials.npz", "<file>", "missing", "per-trial metadata")
+    return WindowCache(path, manifest, reused=reused)
+
+
+def cache_path(cfg: RunConfig, cache_hash: str) -> Path:
+    return Path(cfg.cache_dir) / f"{cfg.dataset.name}-{cache_hash[:12]}"
+
+
+def build_cache(cfg: RunConfig, progress: bool = True) -> WindowCache:
+    """Prepare ``cfg.dataset`` into ``cfg.cache_dir`` (or reuse a cache whose hash matches).
+
+    Streams one subject at a time: peak memory ≈ one loaded subject plus its float64 working set.
+
+    Raises:
+        DataFormatError: any bad input file; no cache directory is left behind.
+        ConfigError: no data directory configured.
+    """
+    dataset = cfg.dataset.name
+    plan = resolve_plan(dataset, cfg.preprocess)
+    listing = list_inputs(cfg)
+    subjects = [sid for sid, _ in listing]
+    files = list(dict.fromkeys(Path(f) for _, f in listing))  # DREAMER: one file for every subject
+    cache_dir = Path(cfg.cache_dir)
+    inputs = describe_inputs(files, cache_dir, dataset)
+    cache_hash = compute_cache_hash(dataset, plan.to_dict(), subjects, inputs)
+    path = cache_path(cfg, cache_hash)
+    if (path / "manifest.json").is_file():
+        try:
+            cache = open_cache(path, reused=True)
+            if cache.hash == cache_hash:
+                return cache
+        except DataFormatError:
+            pass  # damaged or from another format version: rebuilt below (atomic_dir replaces it)
+
+    contract = prepared_contract(dataset)
+    from tqdm.auto import tqdm
+
+    with atomic_dir(path) as tmp:
+        memmaps: dict[str, np.memmap] = {}
+        meta: dict[str, np.ndarray] = {}
+        n_trials = n_read = 0
+        bar = tqdm(total=len(subjects), desc=f"prepare {dataset}", unit="subject", disable=not progress)
+        try:
+            for s, rec in enumerate(read_recordings(cfg)):
+                if s >= len(subjects) or rec.subject != subjects[s]:
+                    raise DataFormatError(rec.source, "subject", rec.subject,
+                                          subjects[s] if s < len(subjects) else "no more subjects")
+                if not memmaps:
+                    n_trials = rec.n_trials
+                    for m in contract.modalities:
+                        shape = (len(subjects), n_trials, m.n_chans, N_SAMPLES)
+                        memmaps[m.name] = np.memmap(tmp / f"{m.name}.f32", dtype=np.float32, mode="w+",
+                                                    shape=shape)
+                    meta = {f: np.zeros((len(subjects), n_trials), dtype=np.float64 if f in ("valence", "arousal",
+                            "dominance") else np.int64) for f in TRIAL_FIELDS}
+                if rec.n_trials != n_trials:
+                    raise DataFormatError(rec.source, "n_trials", rec.n_trials, f"{n_trials} (as {subjects[0]})")
+                prepared = preprocess_recording(rec, plan, out={m: mm[s] for m, mm in memmaps.items()})
+                meta["stimulus"][s] = prepared.stimulus
+                for k, v in {**prepared.ratings, **prepared.labels}.items():
+                    meta[k][s] = v
+                del rec, prepared  # release the subject before the reader loads the next one
+                n_read += 1
+                bar.update(1)
+        finally:
+            bar.close()
+        if n_read != len(subjects):
+            raise DataFormatError(cfg.dataset.data_dir, "subjects", f"{n_read} read", f"{len(subjects)} listed")
+        for mm in memmaps.values():
+            mm.flush()
+        shapes = {m: list(mm.shape) for m, mm in memmaps.items()}
+        memmaps.clear()
+        with atomic_path(tmp / "trials.npz") as f, open(f, "wb") as fh:
+            np.savez(fh, **meta)
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "hash": cache_hash,
+            "dataset": dataset,
+            "data_dir": str(cfg.dataset.data_dir),
+            "inputs": inputs,
+            "preprocess": plan.to_dict(),
+            "preprocess_config": cfg.preprocess.model_dump(mode="json"),
+            "contract": contract.to_dict(),
+            "subjects": subjects,
+            "n_trials": n_trials,
+            "n_samples": N_SAMPLES,
+            "sfreq": TARGET_SFREQ,
+            "shapes": shapes,
+            "dtype": "float32",
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        with atomic_path(tmp / "manifest.json") as f:
+            f.write_text(json.dumps(manifest, indent=1))
+    return open_cache(path, reused=False)
+
+
+# --------------------------------------------------------------------------------------------------
+# summary
+
+
+def _format_bytes(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1000
+    return f"{n:.2f} GB"
+
+
+def summarize_cache(cache: WindowCache) -> str:
+    """Human-readable summary of a cache: sizes, class shares and per-subject majority baselines.
+
+    The majority baseline of a subject is the accuracy of always predicting that subject's most frequent
+    class; its mean over subjects is the floor a subject-dependent classifier has to beat.
+    """
+    from physiosync.labels import FOUR_CLASS_NAMES
+
+    t = cache.trials
+    names = {"arousal": ("low", "high"), "valence": ("low", "high"), "four": FOUR_CLASS_NAMES}
+    lines = [
+        f"cache:      {cache.path}",
+        f"hash:       {cache.hash[:12]} ({'reused' if cache.reused else 'built'})",
+        f"dataset:    {cache.dataset}; modalities: "
+        + ", ".join(f"{m.name} {m.n_chans} ch @ {m.sfreq:g} Hz" for m in cache.contract.modalities),
+        f"subjects:   {cache.n_subjects} ({cache.subjects[0]}..{cache.subjects[-1]})",
+        f"trials:     {cache.n_subjects * cache.n_trials} ({cache.n_trials} per subject)",
+        "windows:    " + ", ".join(
+            f"{w:g} s: {cache.n_subjects * cache.n_trials * cache.n_windows(w)} ({cache.n_windows(w)} per trial)"
+            for w in cache.contract.window_s
+        ),
+    ]
+    lines.append("labels:     class shares (all trials) | per-subject majority baseline mean [min, max]")
+    for label, classes in names.items():
+        y = t[f"label_{label}"]  # (S, K)
+        counts = np.stack([(y == c).sum(axis=1) for c in range(len(classes))], axis=1)  # (S, n_classes)
+        shares = counts.sum(axis=0) / counts.sum()
+        majority = counts.max(axis=1) / counts.sum(axis=1)
+        share_txt = " ".join(f"{c}={s:.2f}" for c, s in zip(classes, shares, strict=True))
+        lines.append(f"  {label:<8} {share_txt} | {majority.mean():.3f} [{majority.min():.3f}, {majority.max():.3f}]")
+    lines.append(f"size:       {_format_bytes(cache.size_bytes())} on disk")
+    return "\n".join(lines)
