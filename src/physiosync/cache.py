@@ -227,9 +227,21 @@ def list_inputs(cfg: RunConfig) -> list[tuple[str, Path]]:
         from physiosync.io.deap import list_deap_subjects
 
         return list(list_deap_subjects(ds.data_dir, ds.subjects, ds.format))
+    from physiosync.io.deap import canonical_subject_id
     from physiosync.io.dreamer import list_dreamer_subjects
 
-    return list(list_dreamer_subjects(_resolve_dreamer_file(Path(ds.data_dir)), ds.subjects))
+    path = _resolve_dreamer_file(Path(ds.data_dir))
+    listing = list(list_dreamer_subjects(path))
+    if ds.subjects is None:
+        return listing
+    try:
+        keep = {canonical_subject_id(s) for s in ds.subjects}
+    except ValueError as e:
+        raise DataFormatError(path, "subjects", str(e), "ids like 's01'") from None
+    missing = sorted(keep - {sid for sid, _ in listing})
+    if missing:
+        raise DataFormatError(path, "subjects", f"missing {missing}", f"ids among {listing[0][0]}..{listing[-1][0]}")
+    return [(sid, f) for sid, f in listing if sid in keep]
 
 
 def read_recordings(cfg: RunConfig) -> Iterator[SubjectRecording]:
