@@ -9,8 +9,12 @@ CFG = AugmentConfig()
 
 def make_windows(shape=(40, 4, 512), seed=0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
-    # Non-zero-mean, channel-dependent scale, like real windows.
-    x = torch.randn(shape, generator=g) * torch.linspace(0.5, 3.0, shape[-2])[:, None] + 0.3
+    # Channel-dependent means and scales, like real windows; the differing means make "variance over the
+    # whole window" differ from the average per-channel variance, so the SNR tests can tell them apart.
+    n_chans = shape[-2]
+    scale = torch.linspace(0.5, 3.0, n_chans)[:, None]
+    offset = torch.linspace(-2.0, 2.0, n_chans)[:, None] + 0.3
+    x = torch.randn(shape, generator=g) * scale + offset
     return x.float()
 
 
