@@ -4,11 +4,11 @@ import pytest
 import torch
 from torch import nn
 
-from physiosync.config import AugmentConfig, ModelConfig, PretrainConfig
+from physiosync.config import ModelConfig, PretrainConfig
 from physiosync.contract import DataContract, ModalitySpec
 from physiosync.errors import ConfigError
 from physiosync.losses import nt_xent
-from physiosync.objective import pair_augviews, pair_official, pretrain_loss, resolve_roles
+from physiosync.objective import pretrain_loss, resolve_roles
 
 CHANS = {"eeg": 3, "gsr": 1}
 N_TIMES = 8
@@ -265,25 +265,6 @@ def test_roles_from_model():
         (ModalitySpec("eeg", "eeg", ("a", "b", "c"), 128.0), ModalitySpec("gsr", "peripheral", ("g",), 128.0))
     )
     assert resolve_roles(model, make_batch()) == ("eeg", "gsr")
-
-
-def test_pair_official_takes_rows_i_and_i_plus_half():
-    x = torch.arange(6 * 2 * 3, dtype=torch.float32).reshape(6, 2, 3)
-    pairs = pair_official(x)
-    assert pairs.shape == (3, 2, 1, 2, 3)
-    for i in range(3):
-        assert torch.equal(pairs[i, 0, 0], x[i]) and torch.equal(pairs[i, 1, 0], x[i + 3])
-    with pytest.raises(ValueError):
-        pair_official(x[:5])
-
-
-def test_pair_augviews_two_independent_views():
-    x = torch.randn(5, 2, 64, generator=torch.Generator().manual_seed(0))
-    pairs = pair_augviews(x, torch.Generator().manual_seed(1), AugmentConfig())
-    assert pairs.shape == (5, 2, 1, 2, 64)
-    assert not torch.equal(pairs[:, 0], pairs[:, 1])
-    plain = pair_augviews(x, torch.Generator().manual_seed(1), AugmentConfig(enabled=False))
-    assert torch.equal(plain[:, 0, 0], x) and torch.equal(plain[:, 1, 0], x)
 
 
 def test_with_real_pretrain_model():

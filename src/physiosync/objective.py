@@ -9,10 +9,13 @@ pairing is purely a data question. ``batch[mod]`` is a float32 tensor **(B, 2, N
 - ``groups`` (paper, and the D2 fix for the Cross variants): pair ``b`` is one stimulus moment; side 0
   holds the windows of N subjects drawn from half A of the training subjects at that moment, side 1 those
   of N subjects from half B (:func:`physiosync.grouping.sample_groups`; the pipeline gathers them).
-- ``augviews``: N = 1; the two sides are two independent augmentations of the same window
-  (:func:`pair_augviews`).
+- ``augviews``: N = 1; both sides hold the same window and the two independent
+  :func:`physiosync.augment.augment_batch` draws (one per side) make the two views.
 - ``official`` (D2, faithful Cross): N = 1; the sides are rows ``i`` and ``i + B`` of a shuffled batch of
-  2B unrelated samples (:func:`pair_official`), i.e. positives that carry no correspondence.
+  2B unrelated samples, i.e. positives that carry no correspondence.
+
+The pipeline builds these batches (``physiosync.pretrain.plan_batches`` + ``physiosync.batches``); this
+module only checks the layout and scores it.
 
 The modalities of one batch share B, 2 and N: index ``(b, s, k)`` is the same subject and moment in EEG and
 in the peripheral signal (that is what CM-CA aligns).
@@ -31,8 +34,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from physiosync.augment import augment_batch
-from physiosync.config import AugmentConfig, PretrainConfig
+from physiosync.config import PretrainConfig
 from physiosync.contract import DataContract
 from physiosync.errors import ConfigError
 from physiosync.losses import nt_xent, top1_retrieval
@@ -168,31 +170,3 @@ def pretrain_loss(
 
     out["loss"] = total
     return out
-
-
-def pair_official(x: torch.Tensor) -> torch.Tensor:
-    """Faithful Cross pairing (D2): rows ``i`` and ``i + B`` of a shuffled batch become a "positive" pair.
-
-    Kept only to reproduce the authors' Cross pre-training; the pairs carry no correspondence.
-
-    Shape:
-        x: (2B, C, T) (already shuffled); returns (B, 2, 1, C, T), side 0 = rows 0..B−1.
-    """
-    if x.ndim != 3 or x.shape[0] % 2:
-        raise ValueError(f"expected an even number of windows (2B, C, T), got {tuple(x.shape)}")
-    n_pairs = x.shape[0] // 2
-    return x.reshape(2, n_pairs, *x.shape[1:]).transpose(0, 1).unsqueeze(2)  # (B, 2, 1, C, T)
-
-
-def pair_augviews(x: torch.Tensor, generator: torch.Generator, cfg: AugmentConfig) -> torch.Tensor:
-    """SimCLR pairing: two independent §4.4 augmentations of each window form the two sides.
-
-    With ``cfg.enabled`` false both sides are the unaugmented window (a degenerate but valid batch).
-
-    Shape:
-        x: (B, C, T); returns (B, 2, 1, C, T).
-    """
-    if x.ndim != 3:
-        raise ValueError(f"expected (B, C, T), got {tuple(x.shape)}")
-    two = x.unsqueeze(1).expand(-1, 2, -1, -1)  # (B, 2, C, T), a view
-    return augment_batch(two, generator, cfg).unsqueeze(2)  # (B, 2, 1, C, T)
