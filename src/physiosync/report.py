@@ -1,0 +1,434 @@
+"""Prediction tables, the ``results`` structure, and the run report (report.md / results.json / .csv / PNGs).
+
+Everything a run reports is derived from per-fold prediction tables, so ``physiosync evaluate`` and
+``report`` can be re-run from a run directory without touching a model. Every file is written atomically.
+
+Prediction table (``<run_dir>/predictions/predictions_fold<k>_<label>.csv``, one row per test window)::
+
+    fold, subject, trial, stimulus, window, y_true, y_pred, y_majority, p_0 .. p_{K-1}
+
+``subject`` is the cache's subject index; ``y_majority`` is the fold's training-majority class (the
+majority baseline on the same folds); ``p_*`` are class probabilities (empty if only labels were given).
+
+``results`` (a plain JSON-able dict, built by :func:`make_results`, written to ``results.json``)::
+
+    {
+      "format_version": 1,
+      "protocol": {"name", "leaky": bool, "official": bool, "description", "n_folds"},
+      "ddof": 0,                                   # std across folds and subjects (population, as the paper)
+      "labels": {
+        "<label>": {                               # arousal | valence | four
+          "n_classes": int, "f1_kind": "binary" | "weighted",
+          "folds": [{"fold", "n", "accuracy", "balanced_accuracy", "f1", "f1_macro", "f1_weighted",
+                     "confusion": K×K counts, "trial_vote_accuracy", "majority_class",
+                     "majority_accuracy", "majority_balanced_accuracy", "majority_f1"}, ...],
+          "summary": {"<metric>": {"mean", "std", "n", "ddof"}, ..., "n_folds", "ddof"},
+          "subjects": {"per_subject": [{"subject": int, "n", "accuracy", ..., "majority_accuracy"}],
+                       "summary": {"<metric>": {"mean", "std", "n", "ddof"}, "n_subjects", "ddof"}},
+          "confusion": K×K counts pooled over folds,
+        }, ...
+      },
+      "history": {"<stage>": {"<series>": {"<curve>": [float per epoch]}}},   # optional, for the curves
+    }
+
+Metrics are fractions in ``results`` and percentages in ``report.md``. ``meta`` (passed to
+:func:`write_report`, stored in ``results.json`` under ``"meta"``) describes the run: ``dataset``,
+``data_origin`` ("synthetic" or "real"), ``preset``, ``seed``, ``device``, ``run_name``, ``cache_hash``
+and ``subjects`` (subject ids, indexed by the ``subject`` column).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from physiosync.atomic import atomic_path, write_text_atomic
+from physiosync.errors import DataFormatError
+from physiosync.metrics import (
+    DDOF,
+    aggregate,
+    f1_kind,
+    fold_metrics,
+    subject_metrics,
+    trial_vote_accuracy,
+)
+from physiosync.paper_results import paper_reference
+from physiosync.protocols import LEAKY_PROTOCOLS, describe_protocol
+from physiosync.table import N_CLASSES, WindowTable
+
+RESULTS_FORMAT_VERSION = 1
+PREDICTION_COLUMNS = ("fold", "subject", "trial", "stimulus", "window", "y_true", "y_pred", "y_majority")
+RESULTS_CSV_COLUMNS = (
+    "label", "n_classes", "f1_kind",
+    "accuracy_mean", "accuracy_std", "balanced_accuracy_mean", "balanced_accuracy_std",
+    "f1_mean", "f1_std", "f1_macro_mean", "f1_macro_std",
+    "trial_vote_accuracy_mean", "trial_vote_accuracy_std", "majority_accuracy_mean", "majority_accuracy_std",
+    "subject_accuracy_mean", "subject_accuracy_std", "n_folds", "n_subjects", "ddof",
+)
+_CLASS_NAMES = {"arousal": ["low", "high"], "valence": ["low", "high"], "four": ["HAHV", "HALV", "LAHV", "LALV"]}
+_PRED_NAME = re.compile(r"predictions_fold(\d+)_([a-z]+)\.csv$")
+
+
+# --------------------------------------------------------------------------------------------------
+# prediction tables
+
+
+def prediction_path(run_dir: str | Path, fold: int, label: str) -> Path:
+    return Path(run_dir) / "predictions" / f"predictions_fold{fold}_{label}.csv"
+
+
+def write_predictions(
+    run_dir: str | Path,
+    fold: int,
+    label: str,
+    test_table: WindowTable,
+    y_pred_or_proba: np.ndarray,
+    majority_class: int,
+) -> Path:
+    """Write one fold's test predictions for one label dimension (atomically).
+
+    Args:
+        test_table: The fold's test rows (``table.select(fold.test)``); supplies ids and ``y_true``.
+        y_pred_or_proba: Predicted labels, Shape: (n,), or class probabilities, Shape: (n, K).
+        majority_class: The fold's training-majority class (majority baseline on the same fold).
+    """
+    a = np.asarray(y_pred_or_proba)
+    if a.shape[0] != len(test_table):
+        raise ValueError(f"{a.shape[0]} predictions for {len(test_table)} test rows")
+    proba = a if a.ndim == 2 else None
+    y_pred = a.argmax(axis=1) if proba is not None else a.astype(np.int64)
+    k = proba.shape[1] if proba is not None else N_CLASSES.get(label, int(y_pred.max(initial=0)) + 1)
+    path = prediction_path(run_dir, fold, label)
+    cols = [
+        np.full(len(test_table), fold), test_table.subject, test_table.trial, test_table.stimulus,
+        test_table.window, test_table.label(label), y_pred, np.full(len(test_table), majority_class),
+    ]
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow([*PREDICTION_COLUMNS, *(f"p_{c}" for c in range(k))])
+        probs = proba.tolist() if proba is not None else [[""] * k] * len(test_table)
+        for row, p in zip(zip(*(c.tolist() for c in cols), strict=True), probs, strict=True):
+            w.writerow([*row, *(f"{x:.6g}" if x != "" else "" for x in p)])
+    return path
+
+
+def read_predictions(path: str | Path) -> dict[str, Any]:
+    """Columns of a prediction table as int arrays (``proba`` Shape: (n, K) float, or None)."""
+    path = Path(path)
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    if not rows or tuple(rows[0][: len(PREDICTION_COLUMNS)]) != PREDICTION_COLUMNS:
+        raise DataFormatError(path, "header", rows[0] if rows else "empty file", ", ".join(PREDICTION_COLUMNS))
+    header, body = rows[0], rows[1:]
+    out: dict[str, Any] = {
+        name: np.array([int(r[i]) for r in body], dtype=np.int64) for i, name in enumerate(PREDICTION_COLUMNS)
+    }
+    p_cols = [i for i, h in enumerate(header) if h.startswith("p_")]
+    has_p = bool(body) and bool(p_cols) and all(r[i] != "" for r in body for i in p_cols)
+    out["proba"] = np.array([[float(r[i]) for i in p_cols] for r in body]) if has_p else None
+    out["n_classes"] = len(p_cols)
+    return out
+
+
+def find_predictions(run_dir: str | Path) -> dict[str, list[Path]]:
+    """Label -> prediction files of a run directory, in fold order."""
+    found: dict[str, list[tuple[int, Path]]] = {}
+    for p in (Path(run_dir) / "predictions").glob("predictions_fold*_*.csv"):
+        m = _PRED_NAME.search(p.name)
+        if m:
+            found.setdefault(m.group(2), []).append((int(m.group(1)), p))
+    return {lab: [p for _, p in sorted(v)] for lab, v in found.items()}
+
+
+# --------------------------------------------------------------------------------------------------
+# results
+
+
+def summarise_label(predictions: list[dict[str, Any]], n_classes: int, ddof: int = DDOF) -> dict[str, Any]:
+    """The ``results["labels"][label]`` block from per-fold prediction columns (as :func:`read_predictions`).
+
+    Metrics are computed per fold over all its test rows, then summarised across folds; per-subject
+    metrics come from the predictions of all folds concatenated.
+    """
+    folds = []
+    for p in predictions:
+        m = fold_metrics(p["y_true"], p["y_pred"], n_classes)
+        groups = np.stack([p["subject"], p["trial"]], axis=1)
+        m["trial_vote_accuracy"] = trial_vote_accuracy(p["y_true"], p["y_pred"], groups)
+        base = fold_metrics(p["y_true"], p["y_majority"], n_classes)
+        m.update(
+            majority_class=int(p["y_majority"][0]) if len(p["y_majority"]) else None,
+            majority_accuracy=base["accuracy"], majority_balanced_accuracy=base["balanced_accuracy"],
+            majority_f1=base["f1"],
+        )
+        folds.append({"fold": int(p["fold"][0]) if len(p["fold"]) else len(folds), **m})
+    cat = {k: np.concatenate([p[k] for p in predictions]) for k in ("y_true", "y_pred", "y_majority", "subject", "trial")}
+    summary = aggregate([{k: v for k, v in f.items() if k != "majority_class"} for f in folds], ddof)
+    return {
+        "n_classes": n_classes,
+        "f1_kind": f1_kind(n_classes),
+        "folds": folds,
+        "summary": summary,
+        "subjects": subject_metrics(
+            cat["y_true"], cat["y_pred"], cat["subject"], n_classes, trial=cat["trial"],
+            y_majority=cat["y_majority"], ddof=ddof,
+        ),
+        "confusion": np.sum([f["confusion"] for f in folds], axis=0).astype(int).tolist(),
+    }
+
+
+def make_results(
+    protocol: str,
+    labels: dict[str, dict[str, Any]],
+    official: bool = False,
+    history: dict[str, Any] | None = None,
+    ddof: int = DDOF,
+) -> dict[str, Any]:
+    """Assemble the ``results`` dict (see the module docstring) from per-label blocks."""
+    n_folds = max((len(b["folds"]) for b in labels.values()), default=0)
+    return {
+        "format_version": RESULTS_FORMAT_VERSION,
+        "protocol": {
+            "name": protocol, "leaky": protocol in LEAKY_PROTOCOLS, "official": bool(official),
+            "description": describe_protocol(protocol), "n_folds": n_folds,
+        },
+        "ddof": ddof,
+        "labels": labels,
+        "history": history or {},
+    }
+
+
+def results_from_predictions(
+    run_dir: str | Path, protocol: str, official: bool = False, history: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Recompute ``results`` from a run directory's prediction tables (``physiosync evaluate``)."""
+    blocks = {}
+    found = find_predictions(run_dir)
+    order = [lab for lab in N_CLASSES if lab in found] + sorted(set(found) - set(N_CLASSES))
+    for label, paths in ((lab, found[lab]) for lab in order):
+        preds = [read_predictions(p) for p in paths]
+        blocks[label] = summarise_label(preds, N_CLASSES.get(label) or preds[0]["n_classes"])
+    return make_results(protocol, blocks, official=official, history=history)
+
+
+# --------------------------------------------------------------------------------------------------
+# report
+
+
+def _pct(stat: dict[str, Any] | None) -> str:
+    if not stat or stat.get("mean") is None:
+        return "—"
+    std = stat.get("std")
+    return f"{100 * stat['mean']:.2f} ± {100 * std:.2f}" if std is not None else f"{100 * stat['mean']:.2f}"
+
+
+def _paper_pct(v: tuple[float, float | None] | None) -> str:
+    if v is None:
+        return "—"
+    return f"{v[0]:.2f} ± {v[1]:.2f}" if v[1] is not None else f"{v[0]:.2f}"
+
+
+def _csv_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for label, b in results["labels"].items():
+        s, subj = b["summary"], b["subjects"]["summary"]
+        row: dict[str, Any] = {"label": label, "n_classes": b["n_classes"], "f1_kind": b["f1_kind"]}
+        for m in ("accuracy", "balanced_accuracy", "f1", "f1_macro", "trial_vote_accuracy", "majority_accuracy"):
+            row[f"{m}_mean"] = (s.get(m) or {}).get("mean")
+            row[f"{m}_std"] = (s.get(m) or {}).get("std")
+        row["subject_accuracy_mean"] = (subj.get("accuracy") or {}).get("mean")
+        row["subject_accuracy_std"] = (subj.get("accuracy") or {}).get("std")
+        row.update(n_folds=s["n_folds"], n_subjects=subj["n_subjects"], ddof=results["ddof"])
+        rows.append(row)
+    return rows
+
+
+def _subject_name(meta: dict[str, Any], index: int) -> str:
+    names = meta.get("subjects") or []
+    return str(names[index]) if 0 <= index < len(names) else f"#{index}"
+
+
+def render_markdown(results: dict[str, Any], meta: dict[str, Any], plots: list[str]) -> str:
+    """The text of ``report.md``: protocol first (with a LEAKY banner for ``paper``), then the numbers."""
+    proto = results["protocol"]
+    lines = [f"# PhysioSync report — {meta.get('run_name', 'run')}", ""]
+    if proto["leaky"]:
+        lines += [
+            "> **⚠ LEAKY PROTOCOL (`paper`).** Test windows share trials (same subject, same label, adjacent",
+            "> seconds) with training windows, so these numbers largely measure trial identification, not",
+            "> emotion recognition. Use them only to compare with the published table; see `stimulus-kfold`,",
+            "> `subject-trial-kfold` or `loso` for honest estimates.",
+            "",
+        ]
+    lines += [
+        "## Protocol", "",
+        f"**{proto['name']}**{' (official folds)' if proto.get('official') else ''}, {proto['n_folds']} folds. "
+        f"{proto['description']}", "",
+        f"Std is the population std (ddof = {results['ddof']}) across folds, and across subjects for the "
+        "per-subject figures. Metrics are computed over all test windows of a fold (never per batch).", "",
+        "## Run", "",
+        "| dataset | data origin | preset | seed | device | cache |", "|---|---|---|---|---|---|",
+        f"| {meta.get('dataset', '—')} | {meta.get('data_origin', '—')} | {meta.get('preset') or '—'} | "
+        f"{meta.get('seed', '—')} | {meta.get('device', '—')} | {str(meta.get('cache_hash') or '—')[:12]} |", "",
+    ]
+    if meta.get("data_origin") == "synthetic":
+        lines += ["*Synthetic data: these numbers exercise the pipeline and say nothing about emotion recognition.*", ""]
+
+    lines += [
+        "## Results per label (%, mean ± std over folds)", "",
+        "| label | accuracy | balanced acc. | F1 | macro F1 | trial-vote acc. | majority baseline | "
+        "accuracy over subjects | folds |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for label, b in results["labels"].items():
+        s = b["summary"]
+        macro = _pct(s.get("f1_macro")) if b["n_classes"] > 2 else "—"
+        lines.append(
+            f"| {label} | {_pct(s.get('accuracy'))} | {_pct(s.get('balanced_accuracy'))} | "
+            f"{_pct(s.get('f1'))} ({b['f1_kind']}) | {macro} | {_pct(s.get('trial_vote_accuracy'))} | "
+            f"{_pct(s.get('majority_accuracy'))} | {_pct(b['subjects']['summary'].get('accuracy'))} | {s['n_folds']} |"
+        )
+    lines.append("")
+
+    labels = list(results["labels"])
+    if labels:
+        lines += [
+            "## Per-subject accuracy (%, test predictions of all folds concatenated)", "",
+            "| subject | " + " | ".join(f"{lab} | {lab} majority" for lab in labels) + " |",
+            "|---" * (1 + 2 * len(labels)) + "|",
+        ]
+        per = {lab: {r["subject"]: r for r in results["labels"][lab]["subjects"]["per_subject"]} for lab in labels}
+        for s in sorted({s for lab in labels for s in per[lab]}):
+            cells = []
+            for lab in labels:
+                r = per[lab].get(s)
+                cells += [f"{100 * r['accuracy']:.1f}" if r else "—",
+                          f"{100 * r['majority_accuracy']:.1f}" if r and "majority_accuracy" in r else "—"]
+            lines.append(f"| {_subject_name(meta, s)} | " + " | ".join(cells) + " |")
+        lines.append("")
+
+    ref = paper_reference(str(meta.get("dataset", "")), proto["name"])
+    if ref:
+        lines += [
+            f"## Published numbers ({ref['table']})", "",
+            f"Source: {ref['source']}. **Comparability:** {ref['note']}", "",
+            "| label | ours accuracy | paper accuracy | ours F1 | paper F1 |", "|---|---|---|---|---|",
+        ]
+        for label, b in results["labels"].items():
+            paper = ref["ours"].get(label)
+            if paper:
+                lines.append(
+                    f"| {label} | {_pct(b['summary'].get('accuracy'))} | {_paper_pct(paper['accuracy'])} | "
+                    f"{_pct(b['summary'].get('f1'))} | {_paper_pct(paper['f1'])} |"
+                )
+        lines += ["", "Paper F1 is binary for arousal/valence and weighted for four classes, averaged over test "
+                  "batches (D11); ours is computed over whole folds.", ""]
+    if plots:
+        lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
+    return "\n".join(lines)
+
+
+def _save_figure(fig: Any, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+
+
+def _plot_confusion(path: Path, label: str, confusion: list[list[int]]) -> None:
+    from matplotlib.figure import Figure  # Figure + Agg canvas: no pyplot global state, no display needed
+
+    cm = np.asarray(confusion, dtype=float)
+    rows = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    fig = Figure(figsize=(3.2 + 0.4 * len(cm), 2.8 + 0.4 * len(cm)))
+    ax = fig.add_subplot()
+    im = ax.imshow(rows, vmin=0, vmax=1, cmap="Blues")
+    for (i, j), v in np.ndenumerate(cm):
+        ax.text(j, i, f"{100 * rows[i, j]:.0f}%\n{int(v)}", ha="center", va="center", fontsize=8,
+                color="white" if rows[i, j] > 0.5 else "black")
+    names = _CLASS_NAMES.get(label, [str(c) for c in range(len(cm))])
+    ax.set(xlabel="predicted", ylabel="true", title=f"{label}: confusion (row %, pooled folds)")
+    ax.set_xticks(range(len(cm)), names)
+    ax.set_yticks(range(len(cm)), names)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    _save_figure(fig, path)
+
+
+def _plot_subjects(path: Path, label: str, block: dict[str, Any], meta: dict[str, Any]) -> None:
+    from matplotlib.figure import Figure
+
+    per = block["subjects"]["per_subject"]
+    names = [_subject_name(meta, r["subject"]) for r in per]
+    acc = [100 * r["accuracy"] for r in per]
+    fig = Figure(figsize=(max(4.0, 0.3 * len(per) + 2), 3.2))
+    ax = fig.add_subplot()
+    ax.bar(range(len(per)), acc, color="tab:blue", label="accuracy")
+    maj = [100 * r["majority_accuracy"] for r in per if "majority_accuracy" in r]
+    if len(maj) == len(per):
+        ax.scatter(range(len(per)), maj, color="black", marker="_", s=120, label="majority baseline", zorder=3)
+        ax.axhline(float(np.mean(maj)), color="tab:red", ls="--", lw=1, label="mean majority baseline")
+    ax.set_xticks(range(len(per)), names, rotation=90, fontsize=7)
+    ax.set(ylim=(0, 100), ylabel="%", title=f"{label}: accuracy per subject")
+    ax.legend(fontsize=7, loc="lower right")
+    _save_figure(fig, path)
+
+
+def _plot_curves(path: Path, stage: str, series: dict[str, dict[str, list[float]]]) -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 3.5))
+    ax = fig.add_subplot()
+    for i, (name, curves) in enumerate(series.items()):
+        for curve, values in curves.items():
+            ax.plot(range(1, len(values) + 1), values, color=f"C{i % 10}", ls="-" if curve == "train" else "--",
+                    lw=1, label=f"{name} {curve}")
+    ax.set(xlabel="epoch", ylabel="loss", title=f"{stage} curves")
+    if len(series) <= 12:
+        ax.legend(fontsize=6, ncol=2)
+    _save_figure(fig, path)
+
+
+def write_report(run_dir: str | Path, results: dict[str, Any], meta: dict[str, Any]) -> dict[str, Path]:
+    """Write ``report.md``, ``results.json``, ``results.csv`` and PNG plots into ``run_dir`` (atomically).
+
+    Returns:
+        Name -> path of every file written.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    plots: list[str] = []
+    for label, block in results["labels"].items():
+        _plot_confusion(run_dir / f"confusion_{label}.png", label, block["confusion"])
+        _plot_subjects(run_dir / f"subjects_{label}.png", label, block, meta)
+        plots += [f"confusion_{label}.png", f"subjects_{label}.png"]
+    for stage, series in (results.get("history") or {}).items():
+        if series:
+            name = f"curves_{stage}.png"
+            _plot_curves(run_dir / name, stage, series)
+            plots.append(name)
+    written.update({p: run_dir / p for p in plots})
+
+    doc = {**results, "meta": meta}
+    write_text_atomic(run_dir / "results.json", json.dumps(doc, indent=1, default=_json_default))
+    with atomic_path(run_dir / "results.csv") as tmp, open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(RESULTS_CSV_COLUMNS))
+        w.writeheader()
+        for row in _csv_rows(results):
+            w.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    write_text_atomic(run_dir / "report.md", render_markdown(results, meta, plots))
+    written.update({n: run_dir / n for n in ("results.json", "results.csv", "report.md")})
+    return written
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
