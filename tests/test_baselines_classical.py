@@ -126,3 +126,31 @@ def test_unknown_classifier_and_bad_features_are_rejected() -> None:
         run_classical(np.zeros((4, 1)), np.array([0, 1, 0, 1]), [fold], "knn")
     with pytest.raises(ValueError, match="NaN"):
         run_classical(np.full((4, 1), np.nan), np.array([0, 1, 0, 1]), [fold], "logreg")
+
+
+def test_end_to_end_on_a_synthetic_dreamer_cache(tmp_path) -> None:
+    # The real cache, protocol and feature code together: DE + ECG features of 5 s windows, stimulus folds.
+    from physiosync.baselines.features import BANDS, ECG_FEATURES, extract_features
+    from physiosync.cache import build_cache
+    from physiosync.config import ProtocolConfig, load_config
+    from physiosync.protocols import make_folds
+    from physiosync.synth.dreamer import write_synthetic_dreamer
+
+    write_synthetic_dreamer(tmp_path / "DREAMER.mat", n_subjects=2, n_trials=3, seed=0)
+    cfg = load_config(overrides=["dataset.name=dreamer"])
+    cfg.dataset.data_dir, cfg.cache_dir = tmp_path, tmp_path / "cache"
+    cache = build_cache(cfg, progress=False)
+    table = cache.windows(5.0)
+    folds = make_folds(table, ProtocolConfig(name="stimulus-kfold", n_folds=3), seed=0)
+    feats = extract_features(cache, 5.0, peripheral=True)
+    n_eeg = cache.contract.eeg.n_chans * len(BANDS)
+    assert feats.shape == (len(table), n_eeg + 2 * len(ECG_FEATURES))
+    hr = feats[:, n_eeg::len(ECG_FEATURES)]  # both leads; the synthetic heart beats at 60-80 bpm
+    assert 50.0 < np.median(hr) < 95.0
+
+    preds = run_classical(feats, table.label("arousal"), folds, "logreg", seed=0)
+    tested = np.sort(np.concatenate([p.rows for p in preds]))
+    np.testing.assert_array_equal(tested, np.arange(len(table)))  # each window tested exactly once
+    for p, f in zip(preds, folds, strict=True):
+        assert not np.isin(p.rows, f.train).any()
+        assert np.isfinite(p.proba).all()
