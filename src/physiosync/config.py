@@ -10,7 +10,7 @@ live in ``physiosync/datasets/<name>.yaml`` and are read with :func:`load_datase
 from __future__ import annotations
 
 import copy
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -38,6 +38,7 @@ class DatasetConfig(StrictModel):
     data_dir: Path | None = None
     format: Literal["auto", "python", "matlab"] = "auto"  # DEAP only: sNN.dat pickles or sNN.mat
     subjects: list[str] | None = None  # e.g. ["s01", "s02"]; None = all found
+    origin: Literal["real", "synthetic"] = "real"  # stated in reports next to every number
 
 
 class PreprocessConfig(StrictModel):
@@ -134,6 +135,7 @@ class RunConfig(StrictModel):
     """Everything a run needs; saved resolved in ``runs/<name>/config.yaml``."""
 
     name: str = "run"
+    preset: str | None = None  # the preset this config was built on (recorded by load_config)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:1 | mps
     precision: Literal["fp32", "bf16"] = "fp32"
@@ -254,6 +256,7 @@ def load_config(
         preset = file_data.pop("preset", None) or preset
     if preset:
         data = deep_merge(data, preset_dict(preset))
+        data["preset"] = preset
         validate_config(data, f"preset {preset!r}")
     if file_data:
         data = deep_merge(data, file_data)
@@ -269,7 +272,7 @@ def dump_config(cfg: RunConfig) -> str:
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _facts(name: str) -> dict[str, Any]:
     f = resources.files("physiosync") / "datasets" / f"{name}.yaml"
     if not f.is_file():

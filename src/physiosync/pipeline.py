@@ -1,0 +1,344 @@
+"""The one module that wires the stages together: prepare → folds → pre-train → fine-tune → evaluate → report.
+
+A run lives in ``runs_dir/name/``::
+
+    config.yaml                     resolved configuration (what produced everything below)
+    folds.json                      the protocol's folds, bound to the cache hash
+    pretrain/<w>s-<key>/            one pre-training per distinct (window length, pre-training split):
+        checkpoint.pt, encoders.pt    shared by every fold with that split and by every label dimension
+    finetune/<label>/fold<k>/       checkpoint.pt (while running), predictions.npz, done.json
+    predictions/                    per fold and label CSV tables (subject, trial, window, truth, probabilities)
+    report.md, results.json, results.csv, plots/
+
+Every stage is resumable: finished pre-trainings and folds are skipped, unfinished ones continue from their
+last per-epoch checkpoint, so re-running the same command after an interruption (even SIGKILL) completes
+the run with the same numbers as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from physiosync.atomic import write_text_atomic
+from physiosync.config import RunConfig, dump_config, load_config, validate_config
+from physiosync.errors import ConfigError
+
+log = logging.getLogger("physiosync")
+
+STAGES = ("prepare", "folds", "pretrain", "finetune", "evaluate", "report")
+# keys that may differ between the saved config of a run and a resumed invocation
+_RUNTIME_KEYS = {("device",), ("n_threads",), ("protocol", "folds"), ("runs_dir",)}
+
+
+@dataclass
+class RunContext:
+    """Objects shared by the stages of one run."""
+
+    cfg: RunConfig
+    run_dir: Path
+    cache: Any = None
+    table: Any = None  # WindowTable of the fine-tuning (longest) window length
+    resolutions: tuple[float, ...] = ()
+    folds: list[Any] | None = None
+    device: Any = None
+
+
+def run_dir_of(cfg: RunConfig) -> Path:
+    return Path(cfg.runs_dir) / cfg.name
+
+
+def _strip_runtime(d: dict[str, Any]) -> dict[str, Any]:
+    d = json.loads(json.dumps(d))
+    for path in _RUNTIME_KEYS:
+        node = d
+        for p in path[:-1]:
+            node = node.get(p, {})
+        node.pop(path[-1], None)
+    return d
+
+
+def write_run_config(cfg: RunConfig, run_dir: Path) -> None:
+    """Save the resolved config; refuse to mix a run directory with a different configuration."""
+    path = run_dir / "config.yaml"
+    if path.exists():
+        old = load_config(path)
+        if _strip_runtime(old.model_dump(mode="json")) != _strip_runtime(cfg.model_dump(mode="json")):
+            raise ConfigError(
+                f"{path}: this run directory was made with a different configuration; "
+                f"choose another name (--set name=...) or delete {run_dir} to start over"
+            )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, dump_config(cfg))
+
+
+def load_run_config(run_dir: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    """The saved config of an existing run directory (for the single-stage commands)."""
+    run_dir = Path(run_dir)
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{run_dir}: not a run directory (no config.yaml); start one with `physiosync run`")
+    cfg = load_config(path, overrides=overrides)
+    # a moved run directory still works: runs_dir/name is where it is now
+    data = cfg.model_dump()
+    data["runs_dir"] = run_dir.parent
+    data["name"] = run_dir.name
+    return validate_config(data, str(path))
+
+
+# --------------------------------------------------------------------------------------------------
+# stages
+
+
+def stage_prepare(ctx: RunContext, progress: bool = True) -> None:
+    from physiosync.cache import build_cache
+    from physiosync.models.fusion import resolve_resolutions
+
+    if ctx.cfg.dataset.data_dir is None:
+        raise ConfigError("dataset.data_dir is not set (use --set dataset.data_dir=PATH or the config file)")
+    ctx.cache = build_cache(ctx.cfg, progress=progress)
+    ctx.resolutions = tuple(sorted(resolve_resolutions(ctx.cache.contract, ctx.cfg.model)))
+    ctx.table = ctx.cache.windows(max(ctx.resolutions))
+
+
+def stage_folds(ctx: RunContext) -> None:
+    from physiosync.protocols import load_folds, make_folds, save_folds
+
+    cfg = ctx.cfg
+    meta = {
+        "protocol": cfg.protocol.model_dump(mode="json", exclude={"folds"}),
+        "seed": cfg.seed,
+        "window_s": float(ctx.table.window_s),
+        "pretrain_window_s": [float(w) for w in ctx.resolutions],
+        "val_fraction": cfg.pretrain.val_fraction,
+    }
+    path = ctx.run_dir / "folds.json"
+    if path.exists():
+        ctx.folds = load_folds(path, ctx.cache.hash, meta)
+        return
+    folds = make_folds(ctx.table, cfg.protocol, cfg.seed, pretrain_window_s=ctx.resolutions,
+                       n_windows={w: ctx.cache.n_windows(w) for w in ctx.resolutions},
+                       val_fraction=cfg.pretrain.val_fraction)
+    save_folds(folds, path, ctx.cache.hash, meta)
+    ctx.folds = folds
+
+
+def selected_folds(ctx: RunContext) -> list[Any]:
+    wanted = ctx.cfg.protocol.folds
+    assert ctx.folds is not None
+    if wanted is None:
+        return list(ctx.folds)
+    by_index = {f.index: f for f in ctx.folds}
+    missing = [k for k in wanted if k not in by_index]
+    if missing:
+        raise ConfigError(f"protocol.folds: no fold(s) {missing}; this protocol has folds 0..{len(ctx.folds) - 1}")
+    return [by_index[k] for k in wanted]
+
+
+def pretrain_dir(ctx: RunContext, window_s: float, key: str) -> Path:
+    return ctx.run_dir / "pretrain" / f"{window_s:g}s-{key[:16]}"
+
+
+def stage_pretrain(ctx: RunContext, progress: bool = True) -> dict[str, Any]:
+    """Pre-train once per distinct (window length, split) among the selected folds."""
+    from physiosync.pretrain import pretrain_split
+
+    out: dict[str, Any] = {}
+    if not ctx.cfg.pretrain.enabled:
+        return out
+    todo: dict[tuple[float, str], Any] = {}
+    for fold in selected_folds(ctx):
+        for w in ctx.resolutions:
+            split = fold.pretrain[w]
+            todo.setdefault((w, split.key()), split)
+    for i, ((w, key), split) in enumerate(sorted(todo.items(), key=lambda kv: kv[0])):
+        d = pretrain_dir(ctx, w, key)
+        if (d / "encoders.pt").is_file():
+            continue
+        log.info("pre-training %d/%d: %gs windows, split %s", i + 1, len(todo), w, key[:12])
+        res = pretrain_split(ctx.cache, split, w, ctx.cfg, ctx.device, d, progress=progress)
+        write_text_atomic(d / "history.json", json.dumps(res["history"], indent=1))
+        out[f"{w:g}s-{key[:16]}"] = res["history"]
+    return out
+
+
+def fold_encoder_states(ctx: RunContext, fold: Any) -> dict[tuple[str, float], Any] | None:
+    from physiosync.pretrain import load_encoder_states
+
+    if not ctx.cfg.pretrain.enabled:
+        return None
+    paths = []
+    for w in ctx.resolutions:
+        p = pretrain_dir(ctx, w, fold.pretrain[w].key()) / "encoders.pt"
+        if not p.is_file():
+            raise ConfigError(f"fold {fold.index}: pre-trained encoders missing ({p}); run the pretrain stage first")
+        paths.append(p)
+    return load_encoder_states(paths)
+
+
+def finetune_dir(ctx: RunContext, label: str, fold_index: int) -> Path:
+    return ctx.run_dir / "finetune" / label / f"fold{fold_index:02d}"
+
+
+def stage_finetune(ctx: RunContext, progress: bool = True) -> None:
+    from physiosync.finetune import finetune_fold
+
+    folds = selected_folds(ctx)
+    for fold in folds:
+        states = fold_encoder_states(ctx, fold)
+        for label in ctx.cfg.labels:
+            d = finetune_dir(ctx, label, fold.index)
+            finetune_fold(ctx.cache, ctx.table, fold, label, states, ctx.cfg, ctx.device, d, progress=progress)
+
+
+def write_fold_predictions(ctx: RunContext) -> None:
+    """Turn each finished fold's ``predictions.npz`` into the report's prediction table (CSV)."""
+    from physiosync.finetune import load_predictions
+    from physiosync.metrics import majority_class
+    from physiosync.report import prediction_path, write_predictions
+
+    for label in ctx.cfg.labels:
+        labels = ctx.table.label(label)
+        for fold in selected_folds(ctx):
+            src = finetune_dir(ctx, label, fold.index) / "predictions.npz"
+            dst = prediction_path(ctx.run_dir, fold.index, label)
+            if not src.is_file() or (dst.is_file() and dst.stat().st_mtime >= src.stat().st_mtime):
+                continue
+            pred = load_predictions(src)
+            write_predictions(ctx.run_dir, fold.index, label, ctx.table.select(pred["rows"]), pred["proba"],
+                              majority_class(labels[np.asarray(fold.train, dtype=np.int64)]))
+
+
+def stage_evaluate(ctx: RunContext) -> dict[str, Any]:
+    """Metrics of every label from the prediction tables (+ a label-permutation estimate of chance)."""
+    from physiosync.metrics import permutation_chance
+    from physiosync.report import find_predictions, read_predictions, results_from_predictions
+
+    write_fold_predictions(ctx)
+    results = results_from_predictions(ctx.run_dir, ctx.cfg.protocol.name, official=ctx.cfg.protocol.official,
+                                       history=load_histories(ctx))
+    found = find_predictions(ctx.run_dir)
+    for label, block in results["labels"].items():
+        preds = [read_predictions(p) for p in found[label]]
+        y_true = np.concatenate([p["y_true"] for p in preds])
+        y_pred = np.concatenate([p["y_pred"] for p in preds])
+        groups = np.concatenate([np.stack([p["subject"], p["trial"]], axis=1) for p in preds])
+        block["chance"] = permutation_chance(y_true, y_pred, n_permutations=200, seed=ctx.cfg.seed, group_ids=groups)
+    doc = {**results, "meta": run_meta(ctx)}
+    write_text_atomic(ctx.run_dir / "results.json", json.dumps(doc, indent=1, default=_json_default))
+    return results
+
+
+def stage_report(ctx: RunContext, results: dict[str, Any] | None = None) -> Path:
+    from physiosync.report import write_report
+
+    if results is None:
+        results = stage_evaluate(ctx)
+    write_report(ctx.run_dir, results, run_meta(ctx))
+    return ctx.run_dir / "report.md"
+
+
+def load_histories(ctx: RunContext) -> dict[str, Any]:
+    """Pre-training and fine-tuning loss curves (per epoch) for the report's plots."""
+
+    def curves(history: list[dict[str, Any]]) -> dict[str, list[float]]:
+        out: dict[str, list[float]] = {}
+        for part in ("train", "val"):
+            vals = [h.get(part, {}).get("loss") for h in history]
+            if any(v is not None for v in vals):
+                out[f"{part} loss"] = [float("nan") if v is None else float(v) for v in vals]
+        return out
+
+    pre = {p.parent.name: curves(json.loads(p.read_text()))
+           for p in sorted((ctx.run_dir / "pretrain").glob("*/history.json"))}
+    fine = {f"{p.parent.parent.name}/{p.parent.name}": curves(json.loads(p.read_text()).get("history", []))
+            for p in sorted((ctx.run_dir / "finetune").glob("*/fold*/done.json"))}
+    return {"pretrain": pre, "finetune": fine}
+
+
+def run_meta(ctx: RunContext) -> dict[str, Any]:
+    """Facts about the run that every report states next to the numbers."""
+    cfg = ctx.cfg
+    return {
+        "run_name": cfg.name,
+        "run_dir": str(ctx.run_dir),
+        "dataset": cfg.dataset.name,
+        "data_origin": cfg.dataset.origin,
+        "data_dir": str(cfg.dataset.data_dir),
+        "preset": cfg.preset,
+        "seed": cfg.seed,
+        "device": str(ctx.device),
+        "cache_hash": ctx.cache.hash if ctx.cache is not None else None,
+        "subjects": list(ctx.cache.subjects) if ctx.cache is not None else [],
+        "window_s": float(ctx.table.window_s) if ctx.table is not None else None,
+        "resolutions": list(ctx.resolutions),
+        "pretrain_enabled": cfg.pretrain.enabled,
+        "pairing": cfg.pretrain.pairing,
+        "fusion": cfg.model.fusion,
+        "pretrain_epochs": cfg.pretrain.epochs,
+        "finetune_epochs": cfg.finetune.epochs,
+    }
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+# --------------------------------------------------------------------------------------------------
+# entry point
+
+
+def run_pipeline(
+    cfg: RunConfig,
+    stages: tuple[str, ...] = STAGES,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run the given stages of a run (all by default); returns results when ``evaluate`` ran.
+
+    Stages after ``prepare`` and ``folds`` need those two, so they always run (cheap when cached).
+    """
+    from physiosync.runtime import resolve_device, seed_everything, set_threads
+
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise ConfigError(f"unknown stage(s) {unknown}; expected some of {list(STAGES)}")
+    set_threads(cfg.n_threads)
+    seed_everything(cfg.seed)
+    ctx = RunContext(cfg=cfg, run_dir=run_dir_of(cfg), device=resolve_device(cfg.device))
+    write_run_config(cfg, ctx.run_dir)
+    t0 = time.perf_counter()
+    stage_prepare(ctx, progress=progress)
+    stage_folds(ctx)
+    timings: dict[str, float] = {}
+    results: dict[str, Any] = {}
+    for stage in ("pretrain", "finetune", "evaluate", "report"):
+        if stage not in stages:
+            continue
+        tic = time.perf_counter()
+        if stage == "pretrain":
+            stage_pretrain(ctx, progress=progress)
+        elif stage == "finetune":
+            stage_finetune(ctx, progress=progress)
+        elif stage == "evaluate":
+            results = stage_evaluate(ctx)
+        elif stage == "report":
+            results.setdefault("report_path", str(stage_report(ctx, results or None)))
+        timings[stage] = time.perf_counter() - tic
+    timings["total"] = time.perf_counter() - t0
+    results["timings"] = timings
+    results["run_dir"] = str(ctx.run_dir)
+    return results
