@@ -1,0 +1,331 @@
+"""Contrastive pre-training of one fold at one resolution (method-spec §4.1, §4.2, §4.4, §5.1, §5.6).
+
+One plain loop: per epoch the training moments are shuffled into batches of B, each moment gets two
+subject groups drawn from the two halves of the fold's *training* subjects (``groups``), or single windows
+are paired for the ``augviews`` / ``official`` modes; windows are gathered from the cache memmaps, augmented
+on the device (one of the six §4.4 versions per window), scored by :func:`physiosync.objective.pretrain_loss`
+and stepped with Adam. After every epoch the model is scored on the fold's validation moments/subjects with
+groups fixed once per run (D19) and a checkpoint is written atomically; a rerun resumes from it and ends with
+exactly the weights of an uninterrupted run (all generator states are restored, the epoch's order is
+drawn from them). The final encoders are saved as trained (D4 fixed: no "best epoch" selection on test).
+
+Randomness: one seed per (``cfg.seed``, split key, window length) feeds the model initialisation (torch),
+a NumPy generator for data order and groups, a torch generator for augmentation, and, separately, the fixed
+evaluation groups — so evaluation never shifts the training stream (D18).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from physiosync.batches import (
+    gather_group_batch,
+    gather_pairs,
+    iter_tensor_batches,
+    sample_index_batches,
+)
+from physiosync.checkpoint import capture_rng_states, load_checkpoint, restore_rng_states, save_checkpoint
+from physiosync.config import RunConfig
+from physiosync.errors import DataFormatError
+from physiosync.runtime import resolve_device
+
+CHECKPOINT_NAME = "checkpoint.pt"
+ENCODERS_NAME = "encoders.pt"
+
+
+def derive_seed(*parts: object) -> int:
+    """Stable 63-bit seed from any printable parts (Python's ``hash`` is salted per process)."""
+    digest = hashlib.sha256(repr(parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def as_device(device: str | torch.device | None, cfg: RunConfig) -> torch.device:
+    """``None`` → ``cfg.device`` resolved (auto = CUDA, then MPS, then CPU)."""
+    if device is None:
+        return resolve_device(cfg.device)
+    return device if isinstance(device, torch.device) else resolve_device(str(device))
+
+
+def make_adam(params: Iterable[torch.nn.Parameter], lr: float, weight_decay: float, device: torch.device):
+    """Adam with the fused kernel on CUDA (fewer launches for many small tensors), foreach elsewhere."""
+    kwargs: dict[str, Any] = {"fused": True} if device.type == "cuda" else {"foreach": True}
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------------
+# epoch plans: index arrays only, drawn from the loop's NumPy generator
+
+
+def plan_batches(
+    mode: str,
+    moments: np.ndarray,
+    subjects: np.ndarray,
+    batch_size: int,
+    n_per_group: int,
+    generator: np.random.Generator,
+    max_batches: int | None,
+) -> list[tuple[np.ndarray, ...]]:
+    """Index arrays for one pass (training epoch or the fixed evaluation set).
+
+    Args:
+        mode: ``groups`` → items ``(moments (B,), idx_a (B, N), idx_b (B, N))`` with groups drawn from the
+            two halves of ``subjects``; ``augviews`` → ``(subj, mom, subj, mom)`` (two views of one window);
+            ``official`` → ``(subj_a, mom_a, subj_b, mom_b)`` pairing the first half of a shuffled batch
+            with its second half (the authors' unrelated pairs, D2).
+        moments: Stimulus moment ids available, Shape: (M,).
+        subjects: Subject indices available, Shape: (S,).
+        batch_size: B (moments for ``groups``, samples otherwise).
+        n_per_group: N subjects per group.
+        generator: Draws order and groups.
+        max_batches: ``steps_per_epoch`` cap.
+    """
+    from physiosync.grouping import sample_groups, split_halves
+
+    moments = np.asarray(moments, dtype=np.int64)
+    subjects = np.asarray(subjects, dtype=np.int64)
+    if mode == "groups":
+        batches = sample_index_batches(moments, batch_size, generator, max_batches)
+        if not batches:
+            return []
+        half_a, half_b = split_halves(subjects)
+        sizes = [len(b) for b in batches]
+        idx_a, idx_b = sample_groups(sum(sizes), half_a, half_b, n_per_group, generator)
+        cuts = np.cumsum(sizes)[:-1]
+        return list(zip(batches, np.split(idx_a, cuts), np.split(idx_b, cuts), strict=True))
+    if mode not in ("augviews", "official"):
+        raise ValueError(f"unknown pairing mode {mode!r}")
+    flat = np.arange(len(subjects) * len(moments), dtype=np.int64)  # sample id = subject pos * M + moment pos
+    batches = sample_index_batches(flat, batch_size, generator, max_batches)
+    items = []
+    for b in batches:
+        s, m = subjects[b // len(moments)], moments[b % len(moments)]
+        if mode == "augviews":
+            items.append((s, m, s, m))
+        else:
+            h = len(b) // 2
+            items.append((s[:h], m[:h], s[h : 2 * h], m[h : 2 * h]))
+    return items
+
+
+def gather_planned(cache: Any, window_s: float, item: tuple[np.ndarray, ...]) -> dict[str, np.ndarray]:
+    """Plan item → NumPy batch in the unified layout (B, 2, N, C, T)."""
+    if len(item) == 3:
+        return gather_group_batch(cache, window_s, *item)
+    return gather_pairs(cache, window_s, *item)
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def _augment(batch: dict[str, torch.Tensor], generator: torch.Generator, cfg: RunConfig) -> dict[str, torch.Tensor]:
+    from physiosync.augment import augment_batch
+
+    # One call per modality with the same generator: independent draws for EEG and PPS (§4.4).
+    return {m: augment_batch(x, generator, cfg.pretrain.augment) for m, x in batch.items()}
+
+
+def _accumulate(sums: dict[str, Any], terms: dict[str, Any]) -> None:
+    # Detached sums (no graphs kept, D25); converted with .item() once per epoch to avoid a device sync
+    # per step.
+    for k, v in terms.items():
+        sums[k] = sums[k] + (v.detach().float() if torch.is_tensor(v) else float(v))
+
+
+def _means(sums: dict[str, Any], n: int) -> dict[str, float]:
+    return {k: (v.item() if torch.is_tensor(v) else float(v)) / max(n, 1) for k, v in sums.items()}
+
+
+def evaluate_pretrain(
+    model: torch.nn.Module,
+    cache: Any,
+    window_s: float,
+    plan: list[tuple[np.ndarray, ...]],
+    cfg: RunConfig,
+    device: torch.device,
+) -> dict[str, float]:
+    """Mean loss terms (and any top-1 terms the objective returns) over a fixed evaluation plan.
+
+    Groups and, for ``augviews``, the augmentation draws are the same every epoch (D19), so the curve
+    reflects the model, not the sampling noise. Validation data are otherwise not augmented (§4.4).
+    """
+    from physiosync.objective import pretrain_loss
+
+    if not plan:
+        return {}
+    was_training = model.training
+    model.eval()
+    sums: dict[str, Any] = defaultdict(float)
+    aug_gen = torch.Generator(device=device)
+    aug_gen.manual_seed(derive_seed(cfg.seed, "eval-augment"))
+    with torch.no_grad(), _autocast(device, cfg):
+        for batch in iter_tensor_batches(partial(gather_planned, cache, window_s), plan, device):
+            if cfg.pretrain.pairing == "augviews" and cfg.pretrain.augment.enabled:
+                batch = _augment(batch, aug_gen, cfg)
+            _accumulate(sums, pretrain_loss(model, batch, cfg.pretrain))
+    model.train(was_training)
+    return _means(sums, len(plan))
+
+
+def _autocast(device: torch.device, cfg: RunConfig):
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
+
+
+def _check_resume(path: Path, state: dict[str, Any], cache: Any, cfg: RunConfig, key: str) -> None:
+    """Refuse to continue a checkpoint made on other data or another model shape."""
+    for field, found, expected in (
+        ("cache_hash", state.get("cache_hash"), cache.hash),
+        ("split_key", state.get("split_key"), key),
+        ("config.model", state.get("config", {}).get("model"), cfg.model.model_dump(mode="json")),
+        ("config.pretrain.pairing", state.get("config", {}).get("pretrain", {}).get("pairing"), cfg.pretrain.pairing),
+    ):
+        if found != expected:
+            raise DataFormatError(path, field, found, f"{expected} (delete the checkpoint to start over)")
+
+
+def pretrain_split(
+    cache: Any,
+    split: Any,
+    window_s: float,
+    cfg: RunConfig,
+    device: str | torch.device | None,
+    out_dir: str | Path,
+    progress: bool = True,
+    max_epochs_this_call: int | None = None,
+) -> dict[str, Any]:
+    """Pre-train the encoders of one fold at one window length; resume from ``out_dir`` if possible.
+
+    Args:
+        cache: ``WindowCache`` (contract 2).
+        split: ``PretrainSplit`` with ``train_moments``, ``val_moments``, ``train_subjects``,
+            ``val_subjects`` (index arrays) and ``key()``.
+        window_s: Window length in seconds (1.0 or 5.0 on DEAP).
+        cfg: Resolved run config (``pretrain``, ``model``, ``seed``, ``precision``).
+        device: Torch device or name; ``None`` = ``cfg.device``.
+        out_dir: Where ``checkpoint.pt`` and ``encoders.pt`` go.
+        progress: Show a per-epoch progress bar.
+        max_epochs_this_call: Stop after this many epochs (checkpoint written) without finishing — used to
+            split long runs over sessions and to test resume.
+
+    Returns:
+        ``history`` (per epoch: ``train`` and ``val`` mean terms, ``lr``, ``steps``, ``seconds``),
+        ``encoders_path`` (``None`` until finished), ``finished``, ``epochs_done``.
+    """
+    from physiosync.models import PretrainModel
+    from physiosync.objective import pretrain_loss
+
+    device = as_device(device, cfg)
+    out_dir = Path(out_dir)
+    ckpt_path, enc_path = out_dir / CHECKPOINT_NAME, out_dir / ENCODERS_NAME
+    pc = cfg.pretrain
+    key = str(split.key())
+    base = derive_seed(cfg.seed, key, float(window_s))
+
+    torch.manual_seed(derive_seed(base, "init"))
+    model = PretrainModel(cache.contract, window_s, cfg.model).to(device)
+    optimizer = make_adam(model.parameters(), pc.lr, pc.weight_decay, device)
+    data_gen = np.random.default_rng(derive_seed(base, "data"))
+    aug_gen = torch.Generator(device=device)
+    aug_gen.manual_seed(derive_seed(base, "augment"))
+    torch.manual_seed(derive_seed(base, "train"))  # dropout stream, independent of the init draws
+    eval_plan = _eval_plan(split, cfg, base)
+
+    history: list[dict[str, Any]] = []
+    start_epoch, step = 0, 0
+    if ckpt_path.exists():
+        state = load_checkpoint(ckpt_path, map_location=device)
+        _check_resume(ckpt_path, state, cache, cfg, key)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        restore_rng_states(state["rng"], {"data": data_gen}, {"augment": aug_gen})
+        history, start_epoch, step = list(state["history"]), int(state["epoch"]), int(state["step"])
+
+    gather = partial(gather_planned, cache, window_s)
+    stop = pc.epochs if max_epochs_this_call is None else min(pc.epochs, start_epoch + max_epochs_this_call)
+    bar = tqdm(range(start_epoch, stop), disable=not progress, desc=f"pretrain {window_s:g}s", unit="epoch")
+    for epoch in bar:
+        t0 = time.perf_counter()
+        model.train()
+        plan = plan_batches(pc.pairing, split.train_moments, split.train_subjects, pc.batch_size,
+                            pc.n_group_subjects, data_gen, pc.steps_per_epoch)
+        if not plan:
+            raise ValueError(f"pre-training split {key!r} yields no training batch")
+        sums: dict[str, Any] = defaultdict(float)
+        for batch in iter_tensor_batches(gather, plan, device):
+            if pc.augment.enabled:
+                batch = _augment(batch, aug_gen, cfg)
+            with _autocast(device, cfg):
+                terms = pretrain_loss(model, batch, pc)
+            optimizer.zero_grad(set_to_none=True)
+            terms["loss"].backward()
+            optimizer.step()
+            _accumulate(sums, terms)
+            step += 1
+        record = {
+            "epoch": epoch + 1, "steps": len(plan), "lr": optimizer.param_groups[0]["lr"],
+            "train": _means(sums, len(plan)),
+            "val": evaluate_pretrain(model, cache, window_s, eval_plan, cfg, device),
+        }
+        record["seconds"] = time.perf_counter() - t0
+        history.append(record)
+        bar.set_postfix(loss=f"{record['train'].get('loss', float('nan')):.3f}")
+        save_checkpoint(ckpt_path, {
+            "stage": "pretrain", "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": None, "epoch": epoch + 1, "step": step,
+            "rng": capture_rng_states({"data": data_gen}, {"augment": aug_gen}),
+            "config": cfg.model_dump(mode="json"), "contract": cache.contract.to_dict(),
+            "cache_hash": cache.hash, "split_key": key, "window_s": float(window_s), "history": history,
+        })
+
+    finished = (history[-1]["epoch"] if history else 0) >= pc.epochs
+    if finished:
+        save_encoders(enc_path, model, window_s, cache, cfg, key)
+    return {"history": history, "encoders_path": enc_path if finished else None,
+            "finished": finished, "epochs_done": len(history)}
+
+
+def _eval_plan(split: Any, cfg: RunConfig, base: int) -> list[tuple[np.ndarray, ...]]:
+    """Fixed monitoring batches (D19), drawn once from their own generator; empty if not possible."""
+    pc = cfg.pretrain
+    moments = np.asarray(getattr(split, "val_moments", []), dtype=np.int64)
+    subjects = np.asarray(getattr(split, "val_subjects", []), dtype=np.int64)
+    need_subjects = 2 if pc.pairing == "groups" else 1
+    if len(moments) < 2 or len(subjects) < need_subjects:
+        return []
+    gen = np.random.default_rng(derive_seed(base, "eval"))
+    return plan_batches(pc.pairing, moments, subjects, pc.batch_size, pc.n_group_subjects, gen,
+                        pc.steps_per_epoch)
+
+
+def save_encoders(path: Path, model: torch.nn.Module, window_s: float, cache: Any, cfg: RunConfig, key: str) -> Path:
+    """Write the trained encoders of one resolution (the weights fine-tuning starts from), atomically."""
+    encoders = {m: {k: v.detach().cpu() for k, v in enc.state_dict().items()} for m, enc in model.encoders.items()}
+    return save_checkpoint(path, {
+        "stage": "encoders", "window_s": float(window_s), "encoders": encoders,
+        "contract": cache.contract.to_dict(), "cache_hash": cache.hash, "split_key": key,
+        "config": cfg.model_dump(mode="json"),
+    })
+
+
+def load_encoder_states(paths: Iterable[str | Path]) -> dict[tuple[str, float], dict[str, torch.Tensor]]:
+    """Read ``encoders.pt`` files (one per resolution) into ``{(modality, window_s): state_dict}``.
+
+    This is the form ``FinetuneModel.load_encoders`` and :func:`physiosync.finetune.finetune_fold` take.
+    """
+    out: dict[tuple[str, float], dict[str, torch.Tensor]] = {}
+    for p in paths:
+        state = load_checkpoint(p)
+        if state.get("stage") != "encoders":
+            raise DataFormatError(p, "stage", state.get("stage"), "encoders")
+        for mod, sd in state["encoders"].items():
+            out[(mod, float(state["window_s"]))] = sd
+    return out
