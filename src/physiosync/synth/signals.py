@@ -254,7 +254,7 @@ def make_gsr(
     level = trial_level[:, None] * (1.0 + mask * (g_tonic[:, None] - 1.0))
     rate = params["rate_per_min"] * (1.0 + mask * (np.exp(effect * GSR_RATE_AROUSAL * arousal_sign)[:, None] - 1.0))
     driver = (uniform < rate / 60.0 / sfreq) * sizes  # spontaneous responses
-    driver += np.logaddexp(0.0, 3.0 * (z - 1.0)) / (3.0 * sfreq)  # stimulus-locked drive where z peaks
+    driver += np.logaddexp(0.0, 3.0 * (z - 1.0)) / sfreq  # stimulus-locked drive where z peaks
     kernel = _scr_kernel(sfreq)
     n_fft = int(2 ** np.ceil(np.log2(n + kernel.size)))
     phasic = np.fft.irfft(np.fft.rfft(driver, n_fft) * np.fft.rfft(kernel, n_fft), n_fft)[:, :n]
