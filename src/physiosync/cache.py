@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -27,12 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from physiosync.atomic import atomic_dir, atomic_path
 from physiosync.config import RunConfig
 from physiosync.contract import DataContract
 from physiosync.datasets import prepared_contract
 from physiosync.errors import ConfigError, DataFormatError
-from physiosync.preprocess import N_SAMPLES, TARGET_SFREQ, preprocess_recording, resolve_plan
+from physiosync.preprocess import N_SAMPLES, TARGET_SFREQ, PreprocessPlan, preprocess_recording, resolve_plan
 from physiosync.recording import SubjectRecording
 from physiosync.table import WindowTable
 
@@ -164,10 +166,14 @@ def _known_hashes(cache_dir: Path, dataset: str) -> dict[tuple[str, int, int], s
     return known
 
 
-def describe_inputs(files: list[Path], cache_dir: Path, dataset: str) -> list[dict[str, Any]]:
+def describe_inputs(
+    files: list[Path], cache_dir: Path, dataset: str, hash_missing: bool = True
+) -> list[dict[str, Any]]:
     """Manifest entries (file, size, mtime_ns, sha256) for the input files, hashing only what changed.
 
-    Files are hashed on two threads (hashlib releases the GIL on large blocks).
+    A sha256 recorded by an existing manifest is trusted when path, size and mtime_ns are unchanged.
+    With ``hash_missing=False`` unknown digests stay ``None`` (the caller hashes them concurrently);
+    otherwise they are computed on two threads (hashlib releases the GIL on large blocks).
     """
     known = _known_hashes(cache_dir, dataset)
     entries: list[dict[str, Any]] = []
@@ -183,7 +189,7 @@ def describe_inputs(files: list[Path], cache_dir: Path, dataset: str) -> list[di
         if entry["sha256"] is None:
             todo.append(len(entries))
         entries.append(entry)
-    if todo:
+    if todo and hash_missing:
         with ThreadPoolExecutor(max_workers=min(2, len(todo))) as pool:
             for i, digest in zip(todo, pool.map(hash_file, [entries[i]["file"] for i in todo]), strict=True):
                 entries[i]["sha256"] = digest
@@ -291,10 +297,78 @@ def cache_path(cfg: RunConfig, cache_hash: str) -> Path:
     return Path(cfg.cache_dir) / f"{cfg.dataset.name}-{cache_hash[:12]}"
 
 
+def _is_valid_cache(path: Path, cache_hash: str) -> WindowCache | None:
+    if not (path / "manifest.json").is_file():
+        return None
+    try:
+        cache = open_cache(path, reused=True)
+    except DataFormatError:
+        return None  # damaged or from another format version: rebuilt
+    return cache if cache.hash == cache_hash else None
+
+
+def _write_subjects(
+    cfg: RunConfig, plan: PreprocessPlan, contract: DataContract, subjects: list[str], out_dir: Path, progress: bool
+) -> tuple[dict[str, list[int]], dict[str, np.ndarray], int]:
+    """Stream every subject through preprocessing into ``<modality>.f32`` files under ``out_dir``.
+
+    Each subject is written through its own short-lived memmap of just its rows, so the resident set
+    stays ≈ one subject (a whole-file memmap would keep every written page counted in RSS).
+
+    Returns:
+        (shapes per modality, per-trial metadata arrays Shape: (n_subjects, n_trials), n_trials).
+    """
+    from tqdm.auto import tqdm
+
+    shapes: dict[str, list[int]] = {}
+    meta: dict[str, np.ndarray] = {}
+    n_trials = n_read = 0
+    bar = tqdm(total=len(subjects), desc=f"prepare {plan.dataset}", unit="subject", disable=not progress)
+    try:
+        for s, rec in enumerate(read_recordings(cfg)):
+            if s >= len(subjects) or rec.subject != subjects[s]:
+                raise DataFormatError(rec.source, "subject", rec.subject,
+                                      subjects[s] if s < len(subjects) else "no more subjects")
+            if not shapes:
+                n_trials = rec.n_trials
+                for m in contract.modalities:
+                    shapes[m.name] = [len(subjects), n_trials, m.n_chans, N_SAMPLES]
+                    with open(out_dir / f"{m.name}.f32", "wb") as fh:
+                        fh.truncate(int(np.prod(shapes[m.name])) * 4)  # sparse until written
+                meta = {f: np.zeros((len(subjects), n_trials), dtype=np.float64 if f in ("valence", "arousal",
+                        "dominance") else np.int64) for f in TRIAL_FIELDS}
+            if rec.n_trials != n_trials:
+                raise DataFormatError(rec.source, "n_trials", rec.n_trials, f"{n_trials} (as {subjects[0]})")
+            rows = {
+                mod: np.memmap(out_dir / f"{mod}.f32", dtype=np.float32, mode="r+", shape=tuple(shape[1:]),
+                               offset=s * int(np.prod(shape[1:])) * 4)
+                for mod, shape in shapes.items()
+            }
+            prepared = preprocess_recording(rec, plan, out=rows)
+            meta["stimulus"][s] = prepared.stimulus
+            for k, v in {**prepared.ratings, **prepared.labels}.items():
+                meta[k][s] = v
+            for mm in rows.values():
+                mm.flush()
+            del rec, prepared, rows  # unmap and release the subject before the reader loads the next one
+            n_read += 1
+            bar.update(1)
+    finally:
+        bar.close()
+    if n_read != len(subjects):
+        raise DataFormatError(cfg.dataset.data_dir, "subjects", f"{n_read} read", f"{len(subjects)} listed")
+    return shapes, meta, n_trials
+
+
 def build_cache(cfg: RunConfig, progress: bool = True) -> WindowCache:
     """Prepare ``cfg.dataset`` into ``cfg.cache_dir`` (or reuse a cache whose hash matches).
 
     Streams one subject at a time: peak memory ≈ one loaded subject plus its float64 working set.
+    Input files whose sha256 is not already known are hashed on a second thread *while* the cache is
+    built (on real DEAP hashing costs about as much as preprocessing); the build happens in a hidden
+    temporary directory that is renamed to ``<dataset>-<hash[:12]>`` once complete. This is
+    :func:`physiosync.atomic.atomic_dir`'s protocol, written out because the final name is only known
+    at the end. Should the finished hash name a valid existing cache, that one is reused.
 
     Raises:
         DataFormatError: any bad input file; no cache directory is left behind.
@@ -306,56 +380,29 @@ def build_cache(cfg: RunConfig, progress: bool = True) -> WindowCache:
     subjects = [sid for sid, _ in listing]
     files = list(dict.fromkeys(Path(f) for _, f in listing))  # DREAMER: one file for every subject
     cache_dir = Path(cfg.cache_dir)
-    inputs = describe_inputs(files, cache_dir, dataset)
-    cache_hash = compute_cache_hash(dataset, plan.to_dict(), subjects, inputs)
-    path = cache_path(cfg, cache_hash)
-    if (path / "manifest.json").is_file():
-        try:
-            cache = open_cache(path, reused=True)
-            if cache.hash == cache_hash:
-                return cache
-        except DataFormatError:
-            pass  # damaged or from another format version: rebuilt below (atomic_dir replaces it)
+    inputs = describe_inputs(files, cache_dir, dataset, hash_missing=False)
+    todo = [e for e in inputs if e["sha256"] is None]
+    if not todo:  # every digest known: the hash, and so a reusable cache, can be found before reading
+        known_hash = compute_cache_hash(dataset, plan.to_dict(), subjects, inputs)
+        cache = _is_valid_cache(cache_path(cfg, known_hash), known_hash)
+        if cache is not None:
+            return cache
 
     contract = prepared_contract(dataset)
-    from tqdm.auto import tqdm
-
-    with atomic_dir(path) as tmp:
-        memmaps: dict[str, np.memmap] = {}
-        meta: dict[str, np.ndarray] = {}
-        n_trials = n_read = 0
-        bar = tqdm(total=len(subjects), desc=f"prepare {dataset}", unit="subject", disable=not progress)
-        try:
-            for s, rec in enumerate(read_recordings(cfg)):
-                if s >= len(subjects) or rec.subject != subjects[s]:
-                    raise DataFormatError(rec.source, "subject", rec.subject,
-                                          subjects[s] if s < len(subjects) else "no more subjects")
-                if not memmaps:
-                    n_trials = rec.n_trials
-                    for m in contract.modalities:
-                        shape = (len(subjects), n_trials, m.n_chans, N_SAMPLES)
-                        memmaps[m.name] = np.memmap(tmp / f"{m.name}.f32", dtype=np.float32, mode="w+",
-                                                    shape=shape)
-                    meta = {f: np.zeros((len(subjects), n_trials), dtype=np.float64 if f in ("valence", "arousal",
-                            "dominance") else np.int64) for f in TRIAL_FIELDS}
-                if rec.n_trials != n_trials:
-                    raise DataFormatError(rec.source, "n_trials", rec.n_trials, f"{n_trials} (as {subjects[0]})")
-                prepared = preprocess_recording(rec, plan, out={m: mm[s] for m, mm in memmaps.items()})
-                meta["stimulus"][s] = prepared.stimulus
-                for k, v in {**prepared.ratings, **prepared.labels}.items():
-                    meta[k][s] = v
-                del rec, prepared  # release the subject before the reader loads the next one
-                n_read += 1
-                bar.update(1)
-        finally:
-            bar.close()
-        if n_read != len(subjects):
-            raise DataFormatError(cfg.dataset.data_dir, "subjects", f"{n_read} read", f"{len(subjects)} listed")
-        for mm in memmaps.values():
-            mm.flush()
-        shapes = {m: list(mm.shape) for m, mm in memmaps.items()}
-        memmaps.clear()
-        with atomic_path(tmp / "trials.npz") as f, open(f, "wb") as fh:
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dataset}-", suffix=".tmp", dir=cache_dir))
+    pool = ThreadPoolExecutor(max_workers=1)
+    try:
+        digests = [pool.submit(hash_file, e["file"]) for e in todo]
+        shapes, meta, n_trials = _write_subjects(cfg, plan, contract, subjects, tmp, progress)
+        for e, d in zip(todo, digests, strict=True):
+            e["sha256"] = d.result()
+        cache_hash = compute_cache_hash(dataset, plan.to_dict(), subjects, inputs)
+        path = cache_path(cfg, cache_hash)
+        existing = _is_valid_cache(path, cache_hash)
+        if existing is not None:
+            return existing  # e.g. inputs touched but unchanged; the fresh build is discarded
+        with open(tmp / "trials.npz", "wb") as fh:
             np.savez(fh, **meta)
         manifest = {
             "format_version": FORMAT_VERSION,
@@ -374,8 +421,15 @@ def build_cache(cfg: RunConfig, progress: bool = True) -> WindowCache:
             "dtype": "float32",
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        with atomic_path(tmp / "manifest.json") as f:
-            f.write_text(json.dumps(manifest, indent=1))
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))  # last: marks the build complete
+        os.chmod(tmp, 0o755)  # mkdtemp's 0700 would hide a shared cache from other users
+        if path.exists():
+            shutil.rmtree(path)  # not a valid cache (checked above): a damaged leftover
+        os.replace(tmp, path)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
     return open_cache(path, reused=False)
 
 
