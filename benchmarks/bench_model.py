@@ -1,0 +1,139 @@
+"""Step-time benchmark of the PhysioSync models at paper sizes on CPU (method-spec §3, §8.1).
+
+(a) One pre-training step at DEAP 1 s and 5 s: EEG + GSR encoders, projectors and the shared cross-modal
+    head, 32 windows per modality (8 moments × 2 groups × 2 subjects), max-pool over each group's
+    subjects, NT-Xent temporal + cross-modal terms, backward, Adam step.
+(b) One fine-tuning step of the DEAP fusion model (EEG/GSR at 5 s + 1 s slices, K = 2) on a batch of
+    5 s windows: forward, cross-entropy, backward, Adam step; samples/s.
+
+Reference (authors' code on this machine): pre-training 0.176 s (1 s) / 0.736 s (5 s) per step;
+fine-tuning 117.6 samples/s. Targets: ≤ 0.10 s / ≤ 0.50 s / ≥ 180 samples/s.
+
+Usage:
+    .venv/bin/python benchmarks/bench_model.py [--steps 5] [--batch 256] [--optim fused|foreach|for-loop]
+        [--only pretrain|finetune] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from physiosync.config import ModelConfig
+from physiosync.datasets import prepared_contract
+from physiosync.losses import nt_xent
+from physiosync.models import FinetuneModel, PretrainModel
+
+
+def make_optimizer(params, lr: float, weight_decay: float, kind: str) -> torch.optim.Optimizer:
+    """Adam with the chosen implementation (fused CPU kernel, multi-tensor foreach, or per-tensor loop)."""
+    opts = {"fused": {"fused": True}, "foreach": {"foreach": True}, "for-loop": {"foreach": False}}[kind]
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, **opts)
+
+
+def pretrain_step_fn(window_s: float, kind: str, n_moments: int = 8, n_subjects: int = 2):
+    """Build a DEAP pre-training model + optimiser + data; return a closure running one step."""
+    contract = prepared_contract("deap")
+    model = PretrainModel(contract, window_s, ModelConfig())
+    opt = make_optimizer(model.parameters(), 7e-4, 1e-3, kind)
+    n = n_moments * 2 * n_subjects
+    batch = {s.name: torch.randn(n, s.n_chans, s.n_times(window_s)) for s in contract.modalities}
+    eeg, pps = contract.eeg.name, contract.peripheral.name
+
+    def step() -> float:
+        pooled, cm = {}, {}
+        loss = torch.zeros(())
+        for mod, x in batch.items():
+            h = model.encoders[mod].forward_features(x)  # (n, 4d)
+            g = h.view(n_moments, 2, n_subjects, -1).amax(dim=2)  # max over each group's subjects
+            pooled[mod] = g
+            z = model.projectors[mod](g.reshape(n_moments * 2, -1)).view(n_moments, 2, -1)
+            loss = loss + nt_xent(z[:, 0], z[:, 1], 0.1)
+            cm[mod] = model.cm_head(g.reshape(n_moments * 2, -1)).view(n_moments, 2, -1)
+        loss = loss + nt_xent(cm[pps][:, 0], cm[eeg][:, 1], 0.1) + nt_xent(cm[eeg][:, 0], cm[pps][:, 1], 0.1)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return float(loss.detach())
+
+    return step
+
+
+def finetune_step_fn(batch_size: int, kind: str):
+    """Build the DEAP fine-tuning model (K = 2) + optimiser + one batch of 5 s windows; return a step."""
+    contract = prepared_contract("deap")
+    model = FinetuneModel(contract, ModelConfig(), n_classes=2)
+    opt = make_optimizer(model.parameters(), 1e-3, 0.0, kind)
+    batch = {s.name: torch.randn(batch_size, s.n_chans, s.n_times(5.0)) for s in contract.modalities}
+    y = torch.randint(0, 2, (batch_size,))
+
+    def step() -> float:
+        loss = F.cross_entropy(model(batch), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return float(loss.detach())
+
+    return step
+
+
+def time_steps(step, n_steps: int, n_warmup: int = 2) -> list[float]:
+    for _ in range(n_warmup):
+        step()
+    times = []
+    for _ in range(n_steps):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def profile_step(step, label: str) -> None:
+    from torch.profiler import ProfilerActivity, profile
+
+    step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+    print(f"--- profile: {label}")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--batch", type=int, default=256, help="fine-tuning batch (5 s windows)")
+    ap.add_argument("--optim", choices=["fused", "foreach", "for-loop"], default="fused")
+    ap.add_argument("--only", choices=["pretrain", "finetune"], default=None)
+    ap.add_argument("--profile", action="store_true")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, Adam {args.optim}")
+    if args.only in (None, "pretrain"):
+        for window_s, target, ref in ((1.0, 0.10, 0.176), (5.0, 0.50, 0.736)):
+            step = pretrain_step_fn(window_s, args.optim)
+            times = time_steps(step, args.steps)
+            print(
+                f"pretrain DEAP {window_s:g} s, 32 windows/modality: median {statistics.median(times):.3f} s/step "
+                f"(min {min(times):.3f}; target <= {target}, authors {ref})"
+            )
+            if args.profile:
+                profile_step(step, f"pretrain {window_s:g} s")
+            del step
+    if args.only in (None, "finetune"):
+        step = finetune_step_fn(args.batch, args.optim)
+        times = time_steps(step, args.steps, n_warmup=1)
+        med = statistics.median(times)
+        print(
+            f"finetune DEAP 5 s + 1 s slices, batch {args.batch}: median {med:.3f} s/step = "
+            f"{args.batch / med:.1f} samples/s (target >= 180, authors 117.6)"
+        )
+        if args.profile:
+            profile_step(step, "finetune")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""``physiosync describe-model``: parameter counts and forward FLOPs per module (method-spec §3.9, §8.1).
+
+Every module is built on the ``meta`` device: counts and FLOPs need shapes only, so describing the
+120 M-parameter DEAP 5 s pre-training model allocates no weights and takes a second or two.
+Counts are plain integers (no "M" rounding) so they can be compared with §3.9 digit by digit; with
+``--parity`` (D20) a second column gives the count without the parity-only modules.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from physiosync.config import ModelConfig, load_config
+from physiosync.contract import DataContract
+from physiosync.models.encoder import is_parity_name
+from physiosync.models.flops import batch_flops, count_flops, module_flops
+from physiosync.models.fusion import FinetuneModel
+from physiosync.models.heads import PretrainModel
+
+# Resolutions fused by default (method-spec §3.6/§3.7): the DREAMER code has no 5 s branch anywhere.
+DEFAULT_RESOLUTIONS: dict[str, tuple[float, ...]] = {"deap": (1.0, 5.0), "dreamer": (1.0,)}
+
+
+def default_resolutions(contract_or_dataset: DataContract | str) -> list[float]:
+    """Dataset-default resolutions: by name from :data:`DEFAULT_RESOLUTIONS`, else the contract's windows."""
+    if isinstance(contract_or_dataset, str):
+        if contract_or_dataset not in DEFAULT_RESOLUTIONS:
+            raise KeyError(f"no default resolutions for dataset {contract_or_dataset!r}")
+        return list(DEFAULT_RESOLUTIONS[contract_or_dataset])
+    return list(contract_or_dataset.window_s)
+
+
+def count_params(module: nn.Module | None, parity: bool = True) -> int:
+    """Parameters of ``module``; ``parity=False`` leaves out the parity-only modules (D20)."""
+    if module is None:
+        return 0
+    return sum(p.numel() for n, p in module.named_parameters() if parity or not is_parity_name(n))
+
+
+def describe_rows(contract: DataContract, cfg: ModelConfig) -> list[tuple[str, int, int, float]]:
+    """Rows ``(module, params, params_without_parity, forward MFLOPs per sample)``.
+
+    Pre-training rows are per resolution (encoder, projector per modality; the shared cross-modal head);
+    classifier and fine-tuning totals are given for K = 2 and K = 4. FLOPs of the fine-tuning model are per
+    sample of the longest window (all encoders and slices).
+    """
+    rows: list[tuple[str, int, int, float]] = []
+
+    def add(name: str, module: nn.Module | None, mflops: float) -> None:
+        rows.append((name, count_params(module), count_params(module, parity=False), mflops))
+
+    with torch.device("meta"):
+        for w in sorted(cfg.resolutions or contract.window_s):
+            pm = PretrainModel(contract, w, cfg)
+            for mod, enc in pm.encoders.items():
+                shape = (enc.n_chans, enc.n_times)
+                add(f"encoder {mod}@{w:g}s", enc, module_flops(enc, shape) / 1e6)
+                proj = pm.projectors[mod]
+                add(f"projector {mod}@{w:g}s", proj, module_flops(proj, (enc.out_dim,)) / 1e6)
+            if pm.cm_head is not None:
+                add(f"cross-modal head @{w:g}s", pm.cm_head, module_flops(pm.cm_head, (pm.cm_head.linear.in_features,)) / 1e6)
+            total_flops = sum(r[3] for r in rows if r[0].endswith(f"@{w:g}s"))
+            add(f"TOTAL pre-training model @{w:g}s", pm, total_flops)
+        for k in (2, 4):
+            fm = FinetuneModel(contract, cfg, k)
+            clf = fm.classifier
+            feats = {(g.modality, g.window_s): torch.zeros(1, g.n_slices, g.dim) for g in clf.segments}
+            clf.eval()  # BatchNorm on running statistics: a batch of one is valid
+            add(f"classifier K={k}", clf, count_flops(lambda c=clf, f=feats: c(f)) / 1e6)
+            shapes = {m: (s.n_chans, s.n_times(fm.longest)) for m, s in fm.specs.items()}
+            add(f"TOTAL fine-tuning model K={k}", fm, batch_flops(fm, shapes) / 1e6)
+    return rows
+
+
+def format_table(rows: Sequence[tuple[str, int, int, float]], show_parity: bool) -> str:
+    """Plain-text table; counts as integers so they can be checked against method-spec §3.9."""
+    head = ["module", "params"] + (["params_no_parity"] if show_parity else []) + ["MFLOPs/sample"]
+    body = [
+        [name, str(p)] + ([str(q)] if show_parity else []) + [f"{f:.3f}"] for name, p, q, f in rows
+    ]
+    widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
+    lines = []
+    for r in [head, *body]:
+        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))))
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", choices=["deap", "dreamer"], default=None, help="default: config dataset.name")
+    parser.add_argument("--parity", action="store_true", help="create the unused modules of the authors' code (D20)")
+    parser.add_argument("--config", default=None, help="YAML config file")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+
+
+def run(args: argparse.Namespace) -> int:
+    from physiosync.datasets import prepared_contract
+
+    cfg = load_config(args.config, args.overrides)
+    dataset = args.dataset or cfg.dataset.name
+    model_cfg = cfg.model.model_copy(update={"parity": cfg.model.parity or args.parity})
+    if model_cfg.resolutions is None:
+        model_cfg = model_cfg.model_copy(update={"resolutions": default_resolutions(dataset)})
+    windows = tuple(sorted({1.0, 5.0, *model_cfg.resolutions}))
+    contract = prepared_contract(dataset, windows)
+    rows = describe_rows(contract, model_cfg)
+    res = ", ".join(f"{w:g} s" for w in sorted(model_cfg.resolutions))
+    print(f"{dataset}: resolutions {res}; fusion {model_cfg.fusion}; parity {'on' if model_cfg.parity else 'off'}")
+    print(format_table(rows, show_parity=model_cfg.parity))
+    print("MFLOPs: forward, per sample (fine-tuning: per longest window), matmul FLOPs = 2 x multiply-adds.")
+    return 0
