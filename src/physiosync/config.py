@@ -143,6 +143,10 @@ class RunConfig(StrictModel):
     labels: list[LabelName] = Field(default_factory=lambda: ["arousal", "valence", "four"])
     cache_dir: Path = Path("cache")
     runs_dir: Path = Path("runs")
+    # Where pre-trained encoders are kept (None = <run>/pretrain). Pre-trainings are keyed by everything
+    # that determines them (split, window, encoder/pre-training config, seed, cache), so runs that point at
+    # one store (e.g. the rows of `compare`) share them safely.
+    pretrain_store: Path | None = None
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
     preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)

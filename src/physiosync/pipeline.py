@@ -17,6 +17,7 @@ the run with the same numbers as an uninterrupted one.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -34,7 +35,7 @@ log = logging.getLogger("physiosync")
 
 STAGES = ("prepare", "folds", "pretrain", "finetune", "evaluate", "report")
 # keys that may differ between the saved config of a run and a resumed invocation
-_RUNTIME_KEYS = {("device",), ("n_threads",), ("protocol", "folds"), ("runs_dir",)}
+_RUNTIME_KEYS = {("device",), ("n_threads",), ("protocol", "folds"), ("runs_dir",), ("pretrain_store",), ("preset",)}
 
 
 @dataclass
@@ -141,8 +142,21 @@ def selected_folds(ctx: RunContext) -> list[Any]:
     return [by_index[k] for k in wanted]
 
 
+# ModelConfig fields that do not change a pre-trained encoder (classifier and fusion only)
+_FINETUNE_ONLY_MODEL_KEYS = ("classifier_hidden", "classifier_dropout", "resolutions", "fusion", "confidence_weighting")
+
+
+def pretrain_signature(cfg: RunConfig, cache_hash: str) -> str:
+    """Hash of everything besides the split that determines a pre-training's result."""
+    model = cfg.model.model_dump(mode="json", exclude=set(_FINETUNE_ONLY_MODEL_KEYS))
+    pre = cfg.pretrain.model_dump(mode="json", exclude={"enabled"})
+    doc = {"model": model, "pretrain": pre, "seed": cfg.seed, "precision": cfg.precision, "cache": cache_hash}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:12]
+
+
 def pretrain_dir(ctx: RunContext, window_s: float, key: str) -> Path:
-    return ctx.run_dir / "pretrain" / f"{window_s:g}s-{key[:16]}"
+    root = Path(ctx.cfg.pretrain_store) if ctx.cfg.pretrain_store is not None else ctx.run_dir / "pretrain"
+    return root / f"{window_s:g}s-{key[:16]}-{pretrain_signature(ctx.cfg, ctx.cache.hash)}"
 
 
 def stage_pretrain(ctx: RunContext, progress: bool = True) -> dict[str, Any]:
@@ -255,8 +269,12 @@ def load_histories(ctx: RunContext) -> dict[str, Any]:
                 out[f"{part} loss"] = [float("nan") if v is None else float(v) for v in vals]
         return out
 
-    pre = {p.parent.name: curves(json.loads(p.read_text()))
-           for p in sorted((ctx.run_dir / "pretrain").glob("*/history.json"))}
+    pre = {}
+    for fold in selected_folds(ctx) if ctx.cfg.pretrain.enabled else []:
+        for w in ctx.resolutions:
+            p = pretrain_dir(ctx, w, fold.pretrain[w].key()) / "history.json"
+            if p.is_file() and p.parent.name not in pre:
+                pre[p.parent.name] = curves(json.loads(p.read_text()))
     fine = {f"{p.parent.parent.name}/{p.parent.name}": curves(json.loads(p.read_text()).get("history", []))
             for p in sorted((ctx.run_dir / "finetune").glob("*/fold*/done.json"))}
     return {"pretrain": pre, "finetune": fine}
