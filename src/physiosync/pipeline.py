@@ -108,17 +108,23 @@ def stage_prepare(ctx: RunContext, progress: bool = True) -> None:
     ctx.table = ctx.cache.windows(max(ctx.resolutions))
 
 
-def stage_folds(ctx: RunContext) -> None:
-    from physiosync.protocols import load_folds, make_folds, save_folds
-
+def folds_meta(ctx: RunContext) -> dict[str, Any]:
+    """The settings a run's ``folds.json`` must match to be reused (``compare`` writes folds with it)."""
     cfg = ctx.cfg
-    meta = {
+    return {
         "protocol": cfg.protocol.model_dump(mode="json", exclude={"folds"}),
         "seed": cfg.seed,
         "window_s": float(ctx.table.window_s),
         "pretrain_window_s": [float(w) for w in ctx.resolutions],
         "val_fraction": cfg.pretrain.val_fraction,
     }
+
+
+def stage_folds(ctx: RunContext) -> None:
+    from physiosync.protocols import load_folds, make_folds, save_folds
+
+    cfg = ctx.cfg
+    meta = folds_meta(ctx)
     path = ctx.run_dir / "folds.json"
     if path.exists():
         ctx.folds = load_folds(path, ctx.cache.hash, meta)
