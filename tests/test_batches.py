@@ -16,6 +16,8 @@ from physiosync.batches import (
     gather_rows,
     iter_tensor_batches,
     make_window_view,
+    release_interval,
+    release_pages,
     sample_index_batches,
     window_views,
 )
@@ -157,3 +159,13 @@ def test_prefetched_tensors_match_synchronous_gathering(cache):
         for mod in s:
             assert a[mod].dtype == torch.float32 and a[mod].is_contiguous()
             assert torch.equal(s[mod], a[mod])
+
+
+def test_released_pages_read_back_identically(cache):
+    idx = (np.array([0, 3]), np.array([[0, 1], [1, 0]]), np.array([[2, 3], [3, 2]]))
+    before = gather_group_batch(cache, 1.0, *idx)
+    release_pages(cache)
+    after = gather_group_batch(cache, 1.0, *idx)
+    for mod in before:
+        np.testing.assert_array_equal(before[mod], after[mod])
+    assert release_interval(32) == 2 and release_interval(4096) == 1

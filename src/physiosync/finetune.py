@@ -25,7 +25,13 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from physiosync.atomic import atomic_path, write_text_atomic
-from physiosync.batches import gather_rows, iter_tensor_batches, sample_index_batches
+from physiosync.batches import (
+    gather_rows,
+    iter_tensor_batches,
+    release_interval,
+    release_pages,
+    sample_index_batches,
+)
 from physiosync.checkpoint import capture_rng_states, load_checkpoint, restore_rng_states, save_checkpoint
 from physiosync.config import RunConfig
 from physiosync.errors import DataFormatError
@@ -166,7 +172,8 @@ def finetune_fold(
         correct = torch.zeros((), device=device)
         n_seen = 0
         lr = scheduler.get_last_lr()[0]
-        for rows, batch in zip(plan, iter_tensor_batches(gather, plan, device), strict=True):
+        every = release_interval(fc.batch_size)
+        for i, (rows, batch) in enumerate(zip(plan, iter_tensor_batches(gather, plan, device), strict=True)):
             y = y_train[rows].to(device, non_blocking=True)
             with _autocast(device, cfg):
                 logits = model(batch)
@@ -177,12 +184,15 @@ def finetune_fold(
             loss_sum += loss.detach() * len(rows)
             correct += (logits.detach().argmax(1) == y).sum()
             n_seen += len(rows)
+            if (i + 1) % every == 0:
+                release_pages(cache)
         scheduler.step()
         record = {
             "epoch": epoch + 1, "lr": lr, "steps": len(plan),
             "train": {"loss": loss_sum.item() / max(n_seen, 1), "accuracy": correct.item() / max(n_seen, 1)},
             "val": _evaluate(model, cache, table, val_rows, labels, cfg, device, fc.batch_size),
         }
+        release_pages(cache)
         record["seconds"] = time.perf_counter() - tic
         history.append(record)
         bar.set_postfix(loss=f"{record['train']['loss']:.3f}")

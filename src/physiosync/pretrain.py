@@ -32,6 +32,8 @@ from physiosync.batches import (
     gather_group_batch,
     gather_pairs,
     iter_tensor_batches,
+    release_interval,
+    release_pages,
     sample_index_batches,
 )
 from physiosync.checkpoint import capture_rng_states, load_checkpoint, restore_rng_states, save_checkpoint
@@ -260,6 +262,7 @@ def pretrain_split(
         if not plan:
             raise ValueError(f"pre-training split {key!r} yields no training batch")
         sums: dict[str, Any] = defaultdict(float)
+        every = release_interval(2 * int(np.prod(plan[0][-1].shape)))  # windows per modality per step
         for batch in iter_tensor_batches(gather, plan, device):
             if pc.augment.enabled:
                 batch = _augment(batch, aug_gen, cfg)
@@ -270,11 +273,14 @@ def pretrain_split(
             optimizer.step()
             _accumulate(sums, terms)
             step += 1
+            if step % every == 0:
+                release_pages(cache)
         record = {
             "epoch": epoch + 1, "steps": len(plan), "lr": optimizer.param_groups[0]["lr"],
             "train": _means(sums, len(plan)),
             "val": evaluate_pretrain(model, cache, window_s, eval_plan, cfg, device),
         }
+        release_pages(cache)
         record["seconds"] = time.perf_counter() - t0
         history.append(record)
         bar.set_postfix(loss=f"{record['train'].get('loss', float('nan')):.3f}")
