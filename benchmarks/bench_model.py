@@ -17,6 +17,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -27,6 +28,7 @@ from physiosync.config import ModelConfig
 from physiosync.datasets import prepared_contract
 from physiosync.losses import nt_xent
 from physiosync.models import FinetuneModel, PretrainModel
+from physiosync.runtime import keep_freed_memory, set_threads
 
 
 def make_optimizer(params, lr: float, weight_decay: float, kind: str) -> torch.optim.Optimizer:
@@ -81,6 +83,17 @@ def finetune_step_fn(batch_size: int, kind: str):
     return step
 
 
+def measure_gemm() -> float:
+    """GFLOP/s of one representative fp32 GEMM (a d = 640 MLP layer at batch 256): machine-state context."""
+    a, b = torch.randn(1536, 640), torch.randn(640, 2560)
+    for _ in range(3):
+        a @ b
+    t0 = time.perf_counter()
+    for _ in range(20):
+        a @ b
+    return 2 * 1536 * 640 * 2560 * 20 / (time.perf_counter() - t0) / 1e9
+
+
 def time_steps(step, n_steps: int, n_warmup: int = 2) -> list[float]:
     for _ in range(n_warmup):
         step()
@@ -109,9 +122,15 @@ def main() -> None:
     ap.add_argument("--optim", choices=["fused", "foreach", "for-loop"], default="fused")
     ap.add_argument("--only", choices=["pretrain", "finetune"], default=None)
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    ap.add_argument("--no-keep-freed-memory", action="store_true", help="leave glibc's default mmap/trim")
     args = ap.parse_args()
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, Adam {args.optim}")
+    kept = False if args.no_keep_freed_memory else keep_freed_memory()
+    n_threads = set_threads(args.threads)
+    print(f"torch {torch.__version__}, threads {n_threads}, Adam {args.optim}, keep_freed_memory {kept}")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"machine: load average {load:.2f} (other processes compete for cores), fp32 GEMM {measure_gemm():.1f} GFLOP/s")
     if args.only in (None, "pretrain"):
         for window_s, target, ref in ((1.0, 0.10, 0.176), (5.0, 0.50, 0.736)):
             step = pretrain_step_fn(window_s, args.optim)
