@@ -10,6 +10,7 @@ from test_batches import make_cache
 import physiosync.finetune as finetune_mod
 from physiosync.checkpoint import load_checkpoint
 from physiosync.config import RunConfig
+from physiosync.errors import DataFormatError
 from physiosync.finetune import finetune_fold
 from physiosync.models import PretrainModel
 from physiosync.pretrain import load_encoder_states, pretrain_split
@@ -163,3 +164,19 @@ def test_finetune_refuses_a_fold_whose_test_rows_are_in_training(cache, tmp_path
                test=fold.test)
     with pytest.raises(ValueError, match="test rows"):
         finetune_fold(cache, table, bad, "arousal", None, tiny_cfg(), "cpu", tmp_path, progress=False)
+
+
+def test_resume_refuses_a_checkpoint_made_on_other_data(cache, tmp_path):
+    cfg = tiny_cfg(0, epochs=2)
+    pretrain_split(cache, SPLIT, 1.0, cfg, "cpu", tmp_path, progress=False, max_epochs_this_call=1)
+    other = make_cache(tmp_path / "other", seed=1)  # different content hash
+    with pytest.raises(DataFormatError, match="cache_hash"):
+        pretrain_split(other, SPLIT, 1.0, cfg, "cpu", tmp_path, progress=False)
+
+
+def test_finetune_bf16_autocast_gives_probabilities(cache, tmp_path):
+    cfg = tiny_cfg().model_copy(update={"precision": "bf16"})
+    fold = make_fold(cache)
+    res = finetune_fold(cache, cache.windows(5.0), fold, "valence", None, cfg, "cpu", tmp_path, progress=False)
+    assert res["proba"].dtype == np.float64 and np.isfinite(res["proba"]).all()
+    np.testing.assert_allclose(res["proba"].sum(1), 1.0, rtol=1e-6)
