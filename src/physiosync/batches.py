@@ -218,7 +218,11 @@ def release_interval(windows_per_step: int) -> int:
 
 
 def to_tensors(batch: Batch, device: torch.device) -> dict[str, torch.Tensor]:
-    """NumPy batch → contiguous float32 tensors on ``device`` (pinned + non-blocking copy for CUDA)."""
+    """NumPy batch → contiguous float32 tensors on ``device`` (pinned + non-blocking copy for CUDA).
+
+    Shape:
+        batch[mod]: any (e.g. (B, 2, N, C, T) or (B, C, T)); each tensor keeps its array's shape.
+    """
     out = {}
     for m, a in batch.items():
         t = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))

@@ -58,6 +58,9 @@ def predict_rows(
 ) -> np.ndarray:
     """Class probabilities for ``rows`` in their given order (eval mode, no shuffling).
 
+    Shape:
+        rows: (n,) row indices into ``table``.
+
     Returns:
         Shape: (len(rows), n_classes), float64.
     """
