@@ -324,7 +324,7 @@ class TableWindows:
     def __init__(self, cache: Any, modality: str, table: WindowTable, rows: np.ndarray) -> None:
         self.cache, self.modality, self.table = cache, modality, table
         self.rows = np.asarray(rows, dtype=np.int64)
-        spec = cache.contract.modality(modality) if hasattr(cache.contract, "modality") else cache.contract.eeg
+        spec = cache.contract.modality(modality)
         self.shape = (len(self.rows), spec.n_chans, spec.n_times(table.window_s))
         self.ndim = 3
 
