@@ -51,6 +51,17 @@ class RunContext:
     device: Any = None
 
 
+def resolve_defaults(cfg: RunConfig) -> RunConfig:
+    """Fill dataset-dependent defaults (fused resolutions) so the saved config states what ran."""
+    from physiosync.config import load_dataset_facts
+
+    if cfg.model.resolutions is not None:
+        return cfg
+    cfg = cfg.model_copy(deep=True)
+    cfg.model.resolutions = [float(w) for w in load_dataset_facts(cfg.dataset.name)["default_resolutions"]]
+    return cfg
+
+
 def run_dir_of(cfg: RunConfig) -> Path:
     return Path(cfg.runs_dir) / cfg.name
 
@@ -342,6 +353,7 @@ def run_pipeline(
         raise ConfigError(f"unknown stage(s) {unknown}; expected some of {list(STAGES)}")
     set_threads(cfg.n_threads)
     seed_everything(cfg.seed)
+    cfg = resolve_defaults(cfg)
     ctx = RunContext(cfg=cfg, run_dir=run_dir_of(cfg), device=resolve_device(cfg.device))
     write_run_config(cfg, ctx.run_dir)
     t0 = time.perf_counter()

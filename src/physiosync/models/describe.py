@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from physiosync.config import ModelConfig, load_config
+from physiosync.config import ModelConfig, load_config, load_dataset_facts
 from physiosync.contract import DataContract
 from physiosync.models.encoder import is_parity_name
 from physiosync.models.flops import batch_flops, count_flops, module_flops
@@ -22,7 +22,9 @@ from physiosync.models.fusion import FinetuneModel
 from physiosync.models.heads import PretrainModel
 
 # Resolutions fused by default (method-spec §3.6/§3.7): the DREAMER code has no 5 s branch anywhere.
-DEFAULT_RESOLUTIONS: dict[str, tuple[float, ...]] = {"deap": (1.0, 5.0), "dreamer": (1.0,)}
+DEFAULT_RESOLUTIONS: dict[str, tuple[float, ...]] = {
+    name: tuple(float(w) for w in load_dataset_facts(name)["default_resolutions"]) for name in ("deap", "dreamer")
+}
 
 
 def default_resolutions(contract_or_dataset: DataContract | str) -> list[float]:
