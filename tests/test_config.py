@@ -48,3 +48,22 @@ def test_dataset_facts_have_sources():
     assert deap["thresholds"]["valence"] == 5.0
     dreamer = load_dataset_facts("dreamer")
     assert dreamer["modalities"]["ecg"]["sfreq"] == 256.0
+
+
+def test_preset_layers_and_command_line_preset_wins(tmp_path: Path):
+    f = tmp_path / "c.yaml"
+    f.write_text("preset: paper\nfinetune:\n  epochs: 9\n")
+    cfg = load_config(f)
+    assert cfg.preset == "paper" and cfg.pretrain.epochs == 500 and cfg.finetune.epochs == 9
+    cfg = load_config(f, preset="cpu")
+    assert cfg.preset == "cpu" and cfg.pretrain.epochs == 20 and cfg.finetune.epochs == 9
+    with pytest.raises(ConfigError, match="unknown preset"):
+        load_config(preset="nope")
+
+
+def test_shipped_configs_validate():
+    root = Path(__file__).resolve().parents[1] / "configs"
+    files = sorted(root.glob("*.yaml"))
+    assert files
+    for f in files:
+        load_config(f)

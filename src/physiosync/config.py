@@ -248,7 +248,8 @@ def load_config(
 ) -> RunConfig:
     """Build a :class:`RunConfig` from (in order) ``base``, a preset, a YAML file and ``--set`` overrides.
 
-    A YAML file may name a preset itself with a top-level ``preset: NAME`` key. Each layer is validated
+    A YAML file may name a preset itself with a top-level ``preset: NAME`` key; a ``preset`` argument
+    (``--preset`` on the command line) replaces it. Each layer is validated
     on its own first so that an error names the layer (file or ``--set``) that introduced it.
     """
     data: dict[str, Any] = copy.deepcopy(base or {})
@@ -257,7 +258,8 @@ def load_config(
     if path is not None:
         file_data = read_yaml(path)
         source = str(path)
-        preset = file_data.pop("preset", None) or preset
+        file_preset = file_data.pop("preset", None)
+        preset = preset or file_preset  # a preset named on the command line wins over the file's
     if preset:
         data = deep_merge(data, preset_dict(preset))
         data["preset"] = preset
