@@ -34,6 +34,7 @@ from physiosync.cache import WindowCache, open_cache
 from physiosync.config import RunConfig
 from physiosync.datasets import prepared_contract
 from physiosync.pretrain import _augment, gather_planned, make_adam, plan_batches
+from physiosync.runtime import keep_freed_memory
 
 N_SUBJECTS, N_TRIALS, N_SAMPLES = 32, 40, 7680  # DEAP: 60 s stimulus at 128 Hz
 
@@ -190,10 +191,13 @@ def main() -> None:
         run_data_rss_child(args.rss_child, args.window, args.data_only == "release")
         return
     if args.rss_child:
+        keep_freed_memory()
         run_rss_child(args.rss_child, args.window, args.steps, args.threads)
         return
 
     torch.set_num_threads(args.threads)
+    kept = keep_freed_memory()  # as `physiosync run` does on CPU
+    print(f"keep_freed_memory: {kept}")
     tmp = tempfile.TemporaryDirectory()
     t0 = time.perf_counter()
     cache = open_cache(args.cache) if args.cache else write_synthetic_cache(Path(tmp.name))
