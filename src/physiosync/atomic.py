@@ -61,3 +61,23 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _json_default(o: object) -> object:
+    """JSON for the numpy scalars/arrays and paths that results and manifests carry."""
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
+
+
+def write_json_atomic(path: str | Path, doc: object, indent: int | None = 1) -> None:
+    """Write ``doc`` as JSON (numpy values and paths converted) atomically."""
+    import json
+
+    write_text_atomic(path, json.dumps(doc, indent=indent, default=_json_default))

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from physiosync.atomic import write_text_atomic
+from physiosync.atomic import write_json_atomic, write_text_atomic
 from physiosync.config import RunConfig, dump_config, load_config, validate_config
 from physiosync.errors import ConfigError
 
@@ -262,7 +262,7 @@ def stage_evaluate(ctx: RunContext) -> dict[str, Any]:
         groups = np.concatenate([np.stack([p["subject"], p["trial"]], axis=1) for p in preds])
         block["chance"] = permutation_chance(y_true, y_pred, n_permutations=200, seed=ctx.cfg.seed, group_ids=groups)
     doc = {**results, "meta": run_meta(ctx)}
-    write_text_atomic(ctx.run_dir / "results.json", json.dumps(doc, indent=1, default=_json_default))
+    write_json_atomic(ctx.run_dir / "results.json", doc)
     return results
 
 
@@ -320,17 +320,6 @@ def run_meta(ctx: RunContext) -> dict[str, Any]:
         "finetune_epochs": cfg.finetune.epochs,
     }
 
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -40,14 +40,13 @@ and ``subjects`` (subject ids, indexed by the ``subject`` column).
 from __future__ import annotations
 
 import csv
-import json
 import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from physiosync.atomic import atomic_path, write_text_atomic
+from physiosync.atomic import atomic_path, write_json_atomic, write_text_atomic
 from physiosync.errors import DataFormatError
 from physiosync.metrics import (
     DDOF,
@@ -413,7 +412,7 @@ def write_report(run_dir: str | Path, results: dict[str, Any], meta: dict[str, A
     written.update({p: run_dir / p for p in plots})
 
     doc = {**results, "meta": meta}
-    write_text_atomic(run_dir / "results.json", json.dumps(doc, indent=1, default=_json_default))
+    write_json_atomic(run_dir / "results.json", doc)
     with atomic_path(run_dir / "results.csv") as tmp, open(tmp, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(RESULTS_CSV_COLUMNS))
         w.writeheader()
@@ -423,12 +422,3 @@ def write_report(run_dir: str | Path, results: dict[str, Any], meta: dict[str, A
     written.update({n: run_dir / n for n in ("results.json", "results.csv", "report.md")})
     return written
 
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")

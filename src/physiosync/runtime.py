@@ -9,7 +9,7 @@ import random
 import numpy as np
 
 
-def resolve_device(name: str = "auto") -> "torch.device":  # noqa: F821
+def resolve_device(name: str = "auto") -> torch.device:  # noqa: F821
     """``auto`` picks CUDA when present, then Apple MPS, else CPU; anything else is passed to torch."""
     import torch
 

@@ -79,7 +79,7 @@ class WindowTable:
         with open(path, "w", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(names)
-            w.writerows(zip(*(getattr(self, n).tolist() for n in names)))
+            w.writerows(zip(*(getattr(self, n).tolist() for n in names), strict=True))
 
     @classmethod
     def from_trials(

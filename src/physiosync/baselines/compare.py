@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import logging
 import sys
 import time
@@ -67,7 +66,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from physiosync.atomic import atomic_path, write_text_atomic
+from physiosync.atomic import atomic_path, write_json_atomic, write_text_atomic
 from physiosync.config import RunConfig, deep_merge, load_config, validate_config
 from physiosync.errors import ConfigError, DataFormatError
 from physiosync.table import N_CLASSES, WindowTable
@@ -384,7 +383,7 @@ def run_baseline_row(comp: Comparison, row: str, progress: bool = True) -> Path:
     blocks = summarise_row(comp, row)
     results = _make_results(comp, blocks)
     meta = {"row": row, "description": spec.description, "folds": [f.index for f in comp.selected], "notes": notes}
-    write_text_atomic(d / "results.json", json.dumps({**results, "meta": meta}, indent=1, default=_json_default))
+    write_json_atomic(d / "results.json", {**results, "meta": meta})
     return d
 
 
@@ -742,7 +741,7 @@ def plot_comparison(path: Path, doc: dict[str, Any]) -> None:
 def write_comparison(cdir: Path, doc: dict[str, Any]) -> dict[str, Path]:
     """Write ``comparison.{md,csv,json,png}`` atomically; returns name -> path."""
     out = {n: cdir / f"comparison.{n}" for n in ("json", "csv", "png", "md")}
-    write_text_atomic(out["json"], json.dumps(doc, indent=1, default=_json_default))
+    write_json_atomic(out["json"], doc)
     with atomic_path(out["csv"]) as tmp, open(tmp, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(CSV_COLUMNS))
         w.writeheader()
@@ -757,15 +756,6 @@ def write_comparison(cdir: Path, doc: dict[str, Any]) -> dict[str, Path]:
     write_text_atomic(out["md"], render_markdown(doc, plot))
     return out
 
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
 
 
 if __name__ == "__main__":  # pragma: no cover
