@@ -174,3 +174,22 @@ def test_majority_baseline_matches_training_majority(deap_dir: Path, cache_dir: 
     for f, m in zip(folds, res["labels"]["arousal"]["folds"], strict=True):
         major = np.bincount(y[np.asarray(f["train"])]).argmax()
         assert m["majority_accuracy"] == pytest.approx(np.mean(y[np.asarray(f["test"])] == major))
+
+
+def test_null_dataset_is_at_chance_honestly_and_leaks_under_paper(tmp_path: Path) -> None:
+    """On data with no label information, the honest protocol must score at chance, while the paper's
+    window-level protocol scores far above it (it identifies trials) — which also shows that this test has
+    the power to catch a leak. A model that learns quickly (no pre-training, 4 epochs) is used so that a
+    leak, if present, would be exploited."""
+    data = tmp_path / "null"
+    write_synthetic_deap(data, n_subjects=4, n_trials=8, seed=5, effect=0.0)
+    common = [f"dataset.data_dir={data}", f"cache_dir={tmp_path / 'cache'}", f"runs_dir={tmp_path / 'runs'}",
+              "protocol.n_folds=4", "pretrain.enabled=false", "finetune.epochs=4", "finetune.steps_per_epoch=null",
+              "finetune.batch_size=32", "labels=[arousal]"]
+    bal = {}
+    for proto in ("stimulus-kfold", "paper"):
+        cfg = load_config(preset="smoke", overrides=[*common, f"name={proto}", f"protocol.name={proto}"])
+        res = run_pipeline(cfg, progress=False)
+        bal[proto] = res["labels"]["arousal"]["summary"]["balanced_accuracy"]["mean"]
+    assert abs(bal["stimulus-kfold"] - 0.5) < 0.2, bal
+    assert bal["paper"] > 0.8, bal
