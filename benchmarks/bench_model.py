@@ -26,7 +26,6 @@ import torch.nn.functional as F
 
 from physiosync.config import ModelConfig
 from physiosync.datasets import prepared_contract
-from physiosync.losses import nt_xent
 from physiosync.models import FinetuneModel, PretrainModel
 from physiosync.runtime import keep_freed_memory, set_threads
 
@@ -38,25 +37,23 @@ def make_optimizer(params, lr: float, weight_decay: float, kind: str) -> torch.o
 
 
 def pretrain_step_fn(window_s: float, kind: str, n_moments: int = 8, n_subjects: int = 2):
-    """Build a DEAP pre-training model + optimiser + data; return a closure running one step."""
+    """Build a DEAP pre-training model + optimiser + data; return a closure running one step.
+
+    The step is the real objective (``physiosync.objective.pretrain_loss``): every one of the
+    8 moments x 2 groups x 2 subjects windows goes through encoder *and* projector before the max-pool,
+    as in the authors' code, then LS-TCL for both modalities and both CM-CA terms.
+    """
+    from physiosync.config import PretrainConfig
+    from physiosync.objective import pretrain_loss
+
     contract = prepared_contract("deap")
     model = PretrainModel(contract, window_s, ModelConfig())
     opt = make_optimizer(model.parameters(), 7e-4, 1e-3, kind)
-    n = n_moments * 2 * n_subjects
-    batch = {s.name: torch.randn(n, s.n_chans, s.n_times(window_s)) for s in contract.modalities}
-    eeg, pps = contract.eeg.name, contract.peripheral.name
+    batch = {s.name: torch.randn(n_moments, 2, n_subjects, s.n_chans, s.n_times(window_s)) for s in contract.modalities}
+    cfg = PretrainConfig()
 
     def step() -> float:
-        pooled, cm = {}, {}
-        loss = torch.zeros(())
-        for mod, x in batch.items():
-            h = model.encoders[mod].forward_features(x)  # (n, 4d)
-            g = h.view(n_moments, 2, n_subjects, -1).amax(dim=2)  # max over each group's subjects
-            pooled[mod] = g
-            z = model.projectors[mod](g.reshape(n_moments * 2, -1)).view(n_moments, 2, -1)
-            loss = loss + nt_xent(z[:, 0], z[:, 1], 0.1)
-            cm[mod] = model.cm_head(g.reshape(n_moments * 2, -1)).view(n_moments, 2, -1)
-        loss = loss + nt_xent(cm[pps][:, 0], cm[eeg][:, 1], 0.1) + nt_xent(cm[eeg][:, 0], cm[pps][:, 1], 0.1)
+        loss = pretrain_loss(model, batch, cfg)["loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -127,6 +124,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.manual_seed(0)
     kept = False if args.no_keep_freed_memory else keep_freed_memory()
+    torch.set_flush_denormal(True)  # as `physiosync run` does on CPU (runtime.tune_cpu_runtime)
     n_threads = set_threads(args.threads)
     print(f"torch {torch.__version__}, threads {n_threads}, Adam {args.optim}, keep_freed_memory {kept}")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

@@ -34,7 +34,7 @@ from physiosync.cache import WindowCache, open_cache
 from physiosync.config import RunConfig
 from physiosync.datasets import prepared_contract
 from physiosync.pretrain import _augment, gather_planned, make_adam, plan_batches
-from physiosync.runtime import keep_freed_memory
+from physiosync.runtime import tune_cpu_runtime
 
 N_SUBJECTS, N_TRIALS, N_SAMPLES = 32, 40, 7680  # DEAP: 60 s stimulus at 128 Hz
 
@@ -64,6 +64,9 @@ def write_synthetic_cache(root: Path) -> WindowCache:
     return WindowCache(path, manifest)
 
 
+N_WARMUP = 3  # untimed steps before measuring (medians are reported)
+
+
 def bench_pretrain_step(cache: WindowCache, window_s: float, cfg: RunConfig, steps: int) -> dict[str, float]:
     """Seconds per pre-training step: gather + augment, and forward + backward + Adam step."""
     from physiosync.models import PretrainModel
@@ -76,7 +79,7 @@ def bench_pretrain_step(cache: WindowCache, window_s: float, cfg: RunConfig, ste
     aug = torch.Generator().manual_seed(0)
     n_moments = cache.n_trials * cache.n_windows(window_s)
     plan = plan_batches("groups", np.arange(n_moments), np.arange(cache.n_subjects), cfg.pretrain.batch_size,
-                        cfg.pretrain.n_group_subjects, gen, steps + 1)
+                        cfg.pretrain.n_group_subjects, gen, steps + N_WARMUP)
     t_data, t_step = [], []
     for i, item in enumerate(plan):
         t0 = time.perf_counter()
@@ -87,11 +90,11 @@ def bench_pretrain_step(cache: WindowCache, window_s: float, cfg: RunConfig, ste
         terms["loss"].backward()
         opt.step()
         t2 = time.perf_counter()
-        if i:  # the first step pays one-off allocation costs
+        if i >= N_WARMUP:  # the first steps pay one-off allocation costs (allocator warm-up)
             t_data.append(t1 - t0)
             t_step.append(t2 - t1)
-    return {"data_s": float(np.mean(t_data)), "compute_s": float(np.mean(t_step)),
-            "total_s": float(np.mean(t_data) + np.mean(t_step))}
+    return {"data_s": float(np.median(t_data)), "compute_s": float(np.median(t_step)),
+            "total_s": float(np.median(np.add(t_data, t_step)))}
 
 
 def bench_finetune(cache: WindowCache, cfg: RunConfig, steps: int, batch_size: int) -> dict[str, float]:
@@ -105,7 +108,7 @@ def bench_finetune(cache: WindowCache, cfg: RunConfig, steps: int, batch_size: i
     rng = np.random.default_rng(0)
     labels = torch.from_numpy(table.label("arousal"))
     times = []
-    for i in range(steps + 1):
+    for i in range(steps + N_WARMUP):
         rows = rng.choice(len(table), batch_size, replace=False)
         t0 = time.perf_counter()
         batch = to_tensors(gather_rows(cache, 5.0, table, rows), device)
@@ -113,9 +116,9 @@ def bench_finetune(cache: WindowCache, cfg: RunConfig, steps: int, batch_size: i
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if i:
+        if i >= N_WARMUP:
             times.append(time.perf_counter() - t0)
-    return {"step_s": float(np.mean(times)), "samples_per_s": batch_size / float(np.mean(times))}
+    return {"step_s": float(np.median(times)), "samples_per_s": batch_size / float(np.median(times))}
 
 
 def peak_rss_gib() -> float:
@@ -180,7 +183,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cache", help="a built cache directory (default: synthetic DEAP-shaped cache in a temp dir)")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
-    p.add_argument("--steps", type=int, default=3, help="timed steps per figure (after one warm-up step)")
+    p.add_argument("--steps", type=int, default=8, help="timed steps per figure (after warm-up steps; median)")
     p.add_argument("--finetune-batch", type=int, default=256)
     p.add_argument("--skip", nargs="*", default=[], choices=["pretrain", "finetune", "rss"])
     p.add_argument("--rss-child", help=argparse.SUPPRESS)
@@ -191,13 +194,12 @@ def main() -> None:
         run_data_rss_child(args.rss_child, args.window, args.data_only == "release")
         return
     if args.rss_child:
-        keep_freed_memory()
+        tune_cpu_runtime()
         run_rss_child(args.rss_child, args.window, args.steps, args.threads)
         return
 
     torch.set_num_threads(args.threads)
-    kept = keep_freed_memory()  # as `physiosync run` does on CPU
-    print(f"keep_freed_memory: {kept}")
+    print(f"CPU runtime settings (as `physiosync run`): {tune_cpu_runtime()}")
     tmp = tempfile.TemporaryDirectory()
     t0 = time.perf_counter()
     cache = open_cache(args.cache) if args.cache else write_synthetic_cache(Path(tmp.name))

@@ -335,7 +335,7 @@ def run_pipeline(
 
     Stages after ``prepare`` and ``folds`` need those two, so they always run (cheap when cached).
     """
-    from physiosync.runtime import keep_freed_memory, resolve_device, seed_everything, set_threads
+    from physiosync.runtime import resolve_device, seed_everything, set_threads, tune_cpu_runtime
 
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
@@ -345,7 +345,7 @@ def run_pipeline(
     cfg = resolve_defaults(cfg)
     ctx = RunContext(cfg=cfg, run_dir=run_dir_of(cfg), device=resolve_device(cfg.device))
     if ctx.device.type == "cpu":
-        keep_freed_memory()  # reuse large per-step buffers instead of re-mapping them (runtime docstring)
+        tune_cpu_runtime()  # reuse large per-step buffers, flush denormals (runtime docstrings)
     write_run_config(cfg, ctx.run_dir)
     t0 = time.perf_counter()
     stage_prepare(ctx, progress=progress)

