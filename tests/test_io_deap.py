@@ -9,12 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import PARITY_FIXTURE
 
 from physiosync.errors import DataFormatError
 from physiosync.io import list_deap_subjects, load_pickle, read_deap
 from physiosync.synth.deap import make_deap_subject, write_synthetic_deap
 
-FIXTURE = Path("/work/shared/fixtures/deap-official-parity")
+FIXTURE = PARITY_FIXTURE
 N_TRIALS = 2
 
 

@@ -1,14 +1,14 @@
 """`preprocess.official=true` reproduces the authors' DEAP arrays (shared parity fixture, method-spec §2.1–2.2)."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import PARITY_FIXTURE
 
 from physiosync.cache import build_cache
 from physiosync.config import load_config
 
-FIXTURE = Path("/work/shared/fixtures/deap-official-parity")
+FIXTURE = PARITY_FIXTURE
 pytestmark = pytest.mark.skipif(not (FIXTURE / "expected.npz").is_file(), reason="parity fixture not present")
 
 
