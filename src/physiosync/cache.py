@@ -312,8 +312,8 @@ def _write_subjects(
 ) -> tuple[dict[str, list[int]], dict[str, np.ndarray], int]:
     """Stream every subject through preprocessing into ``<modality>.f32`` files under ``out_dir``.
 
-    Each subject is written through its own short-lived memmap of just its rows, so the resident set
-    stays ≈ one subject (a whole-file memmap would keep every written page counted in RSS).
+    Each subject is preprocessed into one reused float32 buffer per modality and appended to the store
+    with a plain write, so the resident set stays ≈ one subject.
 
     Returns:
         (shapes per modality, per-trial metadata arrays Shape: (n_subjects, n_trials), n_trials).
@@ -322,6 +322,8 @@ def _write_subjects(
 
     shapes: dict[str, list[int]] = {}
     meta: dict[str, np.ndarray] = {}
+    buffers: dict[str, np.ndarray] = {}  # one subject's rows, reused: no per-subject allocation
+    files: dict[str, Any] = {}
     n_trials = n_read = 0
     bar = tqdm(total=len(subjects), desc=f"prepare {plan.dataset}", unit="subject", disable=not progress)
     try:
@@ -333,28 +335,27 @@ def _write_subjects(
                 n_trials = rec.n_trials
                 for m in contract.modalities:
                     shapes[m.name] = [len(subjects), n_trials, m.n_chans, N_SAMPLES]
-                    with open(out_dir / f"{m.name}.f32", "wb") as fh:
-                        fh.truncate(int(np.prod(shapes[m.name])) * 4)  # sparse until written
+                    buffers[m.name] = np.empty(shapes[m.name][1:], dtype=np.float32)
+                    files[m.name] = open(out_dir / f"{m.name}.f32", "wb")  # noqa: SIM115 - closed below
                 meta = {f: np.zeros((len(subjects), n_trials), dtype=np.float64 if f in ("valence", "arousal",
                         "dominance") else np.int64) for f in TRIAL_FIELDS}
             if rec.n_trials != n_trials:
                 raise DataFormatError(rec.source, "n_trials", rec.n_trials, f"{n_trials} (as {subjects[0]})")
-            rows = {
-                mod: np.memmap(out_dir / f"{mod}.f32", dtype=np.float32, mode="r+", shape=tuple(shape[1:]),
-                               offset=s * int(np.prod(shape[1:])) * 4)
-                for mod, shape in shapes.items()
-            }
-            prepared = preprocess_recording(rec, plan, out=rows)
+            prepared = preprocess_recording(rec, plan, out=buffers)
             meta["stimulus"][s] = prepared.stimulus
             for k, v in {**prepared.ratings, **prepared.labels}.items():
                 meta[k][s] = v
-            for mm in rows.values():
-                mm.flush()
-            del rec, prepared, rows  # unmap and release the subject before the reader loads the next one
+            # Subjects arrive in order, so each store is a sequential append: plain writes from one reused
+            # buffer are cheaper than faulting in fresh memmap pages, and the resident set stays one subject.
+            for mod, fh in files.items():
+                fh.write(memoryview(buffers[mod]).cast("B"))
+            del rec, prepared  # release the subject before the reader loads the next one
             n_read += 1
             bar.update(1)
     finally:
         bar.close()
+        for fh in files.values():
+            fh.close()
     if n_read != len(subjects):
         raise DataFormatError(cfg.dataset.data_dir, "subjects", f"{n_read} read", f"{len(subjects)} listed")
     return shapes, meta, n_trials
