@@ -307,6 +307,11 @@ def _is_valid_cache(path: Path, cache_hash: str) -> WindowCache | None:
     return cache if cache.hash == cache_hash else None
 
 
+def _append_subject(files: dict[str, Any], buffers: dict[str, np.ndarray]) -> None:
+    for mod, fh in files.items():
+        fh.write(memoryview(buffers[mod]).cast("B"))
+
+
 def _write_subjects(
     cfg: RunConfig, plan: PreprocessPlan, contract: DataContract, subjects: list[str], out_dir: Path, progress: bool
 ) -> tuple[dict[str, list[int]], dict[str, np.ndarray], int]:
@@ -322,8 +327,13 @@ def _write_subjects(
 
     shapes: dict[str, list[int]] = {}
     meta: dict[str, np.ndarray] = {}
-    buffers: dict[str, np.ndarray] = {}  # one subject's rows, reused: no per-subject allocation
+    # Two sets of one-subject buffers, alternating: subject s is written by a background thread (the write
+    # syscall releases the GIL) while subject s+1 is read and preprocessed. Writing the float32 store is
+    # disk-bound (≈ 260 MB/s here: 1.3 GB ≈ 5 s for DEAP), as long as all the compute, so overlap matters.
+    buffer_sets: list[dict[str, np.ndarray]] = [{}, {}]
     files: dict[str, Any] = {}
+    writer = ThreadPoolExecutor(max_workers=1)
+    pending: list[Any] = [None, None]
     n_trials = n_read = 0
     bar = tqdm(total=len(subjects), desc=f"prepare {plan.dataset}", unit="subject", disable=not progress)
     try:
@@ -335,25 +345,33 @@ def _write_subjects(
                 n_trials = rec.n_trials
                 for m in contract.modalities:
                     shapes[m.name] = [len(subjects), n_trials, m.n_chans, N_SAMPLES]
-                    buffers[m.name] = np.empty(shapes[m.name][1:], dtype=np.float32)
+                    for bufs in buffer_sets:
+                        bufs[m.name] = np.empty(shapes[m.name][1:], dtype=np.float32)
                     files[m.name] = open(out_dir / f"{m.name}.f32", "wb")  # noqa: SIM115 - closed below
                 meta = {f: np.zeros((len(subjects), n_trials), dtype=np.float64 if f in ("valence", "arousal",
                         "dominance") else np.int64) for f in TRIAL_FIELDS}
             if rec.n_trials != n_trials:
                 raise DataFormatError(rec.source, "n_trials", rec.n_trials, f"{n_trials} (as {subjects[0]})")
+            slot = s % 2
+            if pending[slot] is not None:
+                pending[slot].result()  # this buffer set's previous write has finished (errors surface here)
+            buffers = buffer_sets[slot]
             prepared = preprocess_recording(rec, plan, out=buffers)
             meta["stimulus"][s] = prepared.stimulus
             for k, v in {**prepared.ratings, **prepared.labels}.items():
                 meta[k][s] = v
-            # Subjects arrive in order, so each store is a sequential append: plain writes from one reused
-            # buffer are cheaper than faulting in fresh memmap pages, and the resident set stays one subject.
-            for mod, fh in files.items():
-                fh.write(memoryview(buffers[mod]).cast("B"))
+            # Subjects arrive in order, so each store is a sequential append: plain writes from reused
+            # buffers are cheaper than faulting in fresh memmap pages; the resident set stays ≈ two subjects.
+            pending[slot] = writer.submit(_append_subject, files, buffers)
             del rec, prepared  # release the subject before the reader loads the next one
             n_read += 1
             bar.update(1)
+        for job in pending:
+            if job is not None:
+                job.result()
     finally:
         bar.close()
+        writer.shutdown(wait=True)
         for fh in files.values():
             fh.close()
     if n_read != len(subjects):
