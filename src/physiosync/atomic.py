@@ -1,14 +1,14 @@
 """Atomic writes: nothing half-written is ever left where a reader would take it for valid.
 
 Files are written to a temporary sibling and renamed into place (rename is atomic on POSIX within one
-file system); directories are built under a temporary name and renamed when complete.
+file system). Directories (the window cache) follow the same protocol in :func:`physiosync.cache.build_cache`:
+built under a hidden temporary name, renamed when complete.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,33 +34,6 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
 
-
-def write_bytes_atomic(path: str | Path, data: bytes) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-
-
-@contextlib.contextmanager
-def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary directory next to ``path``; rename it onto ``path`` only if the block succeeds.
-
-    An existing ``path`` is replaced (moved aside, then removed) only after the new one is complete.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    try:
-        yield tmp
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _json_default(o: object) -> object:

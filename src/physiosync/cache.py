@@ -1,9 +1,9 @@
 """The window cache (architecture contract 2): preprocessed signals as float32 memmaps plus metadata.
 
 ``build_cache`` streams one subject at a time from the reader through :mod:`physiosync.preprocess` straight
-into raw memmaps ``<modality>.f32`` of Shape: (n_subjects, n_trials, n_chans, n_samples), then writes
-``trials.npz`` and, last, ``manifest.json``. The whole directory is built under a temporary name and renamed
-into place (:func:`physiosync.atomic.atomic_dir`), so a crash or a bad input file leaves nothing that looks
+into raw float32 stores ``<modality>.f32`` of Shape: (n_subjects, n_trials, n_chans, n_samples) (read back
+as memmaps), then writes ``trials.npz`` and, last, ``manifest.json``. The whole directory is built under a
+temporary name and renamed into place, so a crash or a bad input file leaves nothing that looks
 like a cache. Every window length is a reshape of the same stored array, so there is exactly one copy of
 the data (method-spec §2.4, §8.2).
 
@@ -382,12 +382,12 @@ def _write_subjects(
 def build_cache(cfg: RunConfig, progress: bool = True) -> WindowCache:
     """Prepare ``cfg.dataset`` into ``cfg.cache_dir`` (or reuse a cache whose hash matches).
 
-    Streams one subject at a time: peak memory ≈ one loaded subject plus its float64 working set.
+    Streams one subject at a time: peak memory ≈ one loaded subject, its float64 working set and two
+    float32 output buffers (one being written in the background).
     Input files whose sha256 is not already known are hashed on a second thread *while* the cache is
     built (on real DEAP hashing costs about as much as preprocessing); the build happens in a hidden
-    temporary directory that is renamed to ``<dataset>-<hash[:12]>`` once complete. This is
-    :func:`physiosync.atomic.atomic_dir`'s protocol, written out because the final name is only known
-    at the end. Should the finished hash name a valid existing cache, that one is reused.
+    temporary directory that is renamed to ``<dataset>-<hash[:12]>`` once complete (the final name is
+    only known at the end). Should the finished hash name a valid existing cache, that one is reused.
 
     Raises:
         DataFormatError: any bad input file; no cache directory is left behind.

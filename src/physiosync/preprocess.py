@@ -126,16 +126,6 @@ def make_baseline_template(baseline: np.ndarray, window: int = WINDOW) -> np.nda
     return cut.reshape(*cut.shape[:-1], n_win, window).mean(axis=-2)
 
 
-def subtract_template(signal: np.ndarray, template: np.ndarray) -> None:
-    """Subtract a one-window template from every window of ``signal``, in place.
-
-    Shape: signal (..., C, n_win * W) float, template (..., C, W); leading axes broadcast.
-    """
-    w = template.shape[-1]
-    view = signal.reshape(*signal.shape[:-1], signal.shape[-1] // w, w)
-    view -= template[..., None, :]
-
-
 def zscore_across_channels(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Per time point, z-score the non-zero channel values (population std); exact zeros stay zero.
 
