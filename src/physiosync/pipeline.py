@@ -176,13 +176,12 @@ def pretrain_dir(ctx: RunContext, window_s: float, key: str) -> Path:
     return root / f"{window_s:g}s-{key[:16]}-{pretrain_signature(ctx.cfg, ctx.cache.hash)}"
 
 
-def stage_pretrain(ctx: RunContext, progress: bool = True) -> dict[str, Any]:
+def stage_pretrain(ctx: RunContext, progress: bool = True) -> None:
     """Pre-train once per distinct (window length, split) among the selected folds."""
     from physiosync.pretrain import pretrain_split
 
-    out: dict[str, Any] = {}
     if not ctx.cfg.pretrain.enabled:
-        return out
+        return
     todo: dict[tuple[float, str], Any] = {}
     for fold in selected_folds(ctx):
         for w in ctx.resolutions:
@@ -194,9 +193,7 @@ def stage_pretrain(ctx: RunContext, progress: bool = True) -> dict[str, Any]:
             continue
         log.info("pre-training %d/%d: %gs windows, split %s", i + 1, len(todo), w, key[:12])
         res = pretrain_split(ctx.cache, split, w, ctx.cfg, ctx.device, d, progress=progress)
-        write_text_atomic(d / "history.json", json.dumps(res["history"], indent=1))
-        out[f"{w:g}s-{key[:16]}"] = res["history"]
-    return out
+        write_json_atomic(d / "history.json", res["history"])
 
 
 def fold_encoder_states(ctx: RunContext, fold: Any) -> dict[tuple[str, float], Any] | None:
