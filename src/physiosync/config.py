@@ -138,7 +138,9 @@ class RunConfig(StrictModel):
     preset: str | None = None  # the preset this config was built on (recorded by load_config)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:1 | mps
-    precision: Literal["fp32", "bf16"] = "fp32"
+    # auto = bf16 where the hardware runs it fast (CPU AMX / AVX512-BF16, CUDA with bf16), fp32 elsewhere;
+    # a run saves and reports the resolved value (physiosync.runtime.resolve_precision).
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
     n_threads: int | None = None
     labels: list[LabelName] = Field(default_factory=lambda: ["arousal", "valence", "four"])
     cache_dir: Path = Path("cache")

@@ -35,16 +35,14 @@ from physiosync.batches import (
 from physiosync.checkpoint import capture_rng_states, load_checkpoint, restore_rng_states, save_checkpoint
 from physiosync.config import RunConfig
 from physiosync.errors import DataFormatError
-from physiosync.pretrain import as_device, derive_seed, make_adam
+from physiosync.precision import Bf16Matmuls, Fp32, mixed_precision
+from physiosync.pretrain import as_device, derive_seed, make_adam, run_precision
+from physiosync.runtime import resolve_precision
 from physiosync.table import N_CLASSES, WindowTable
 
 CHECKPOINT_NAME = "checkpoint.pt"
 PREDICTIONS_NAME = "predictions.npz"
 DONE_NAME = "done.json"
-
-
-def _autocast(device: torch.device, cfg: RunConfig):
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
 
 
 def _rows_gather(cache: Any, table: WindowTable, rows: np.ndarray) -> dict[str, np.ndarray]:
@@ -54,9 +52,11 @@ def _rows_gather(cache: Any, table: WindowTable, rows: np.ndarray) -> dict[str, 
 @torch.no_grad()
 def predict_rows(
     model: torch.nn.Module, cache: Any, table: WindowTable, rows: np.ndarray, cfg: RunConfig,
-    device: torch.device, batch_size: int,
+    device: torch.device, batch_size: int, mixed: Bf16Matmuls | Fp32 | None = None,
 ) -> np.ndarray:
     """Class probabilities for ``rows`` in their given order (eval mode, no shuffling).
+
+    ``mixed``: the training loop's precision context (``None`` = a new one for ``cfg.precision``).
 
     Shape:
         rows: (n,) row indices into ``table``.
@@ -65,20 +65,22 @@ def predict_rows(
         Shape: (len(rows), n_classes), float64.
     """
     model.eval()
+    if mixed is None:
+        mixed = mixed_precision(model, resolve_precision(cfg.precision, device))
     rows = np.asarray(rows, dtype=np.int64)
     plan = [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]  # every row, in order
     out = []
     for batch in iter_tensor_batches(partial(_rows_gather, cache, table), plan, device):
-        with _autocast(device, cfg):
+        with mixed:
             logits = model(batch)
-        out.append(torch.softmax(logits.float(), dim=1).cpu().numpy().astype(np.float64))
-    return np.concatenate(out) if out else np.zeros((0, 0))
+        out.append(torch.softmax(logits.float(), dim=1))  # stays on the device until the end (no sync)
+    return torch.cat(out).cpu().numpy().astype(np.float64) if out else np.zeros((0, 0))
 
 
-def _evaluate(model, cache, table, rows, labels, cfg, device, batch_size) -> dict[str, float]:
+def _evaluate(model, cache, table, rows, labels, cfg, device, batch_size, mixed=None) -> dict[str, float]:
     if len(rows) == 0:
         return {}
-    proba = predict_rows(model, cache, table, rows, cfg, device, batch_size)
+    proba = predict_rows(model, cache, table, rows, cfg, device, batch_size, mixed)
     y = labels[rows]
     nll = -np.log(np.clip(proba[np.arange(len(y)), y], 1e-12, None))
     return {"loss": float(nll.mean()), "accuracy": float((proba.argmax(1) == y).mean())}
@@ -149,6 +151,7 @@ def finetune_fold(
 
     history: list[dict[str, Any]] = []
     start_epoch = 0
+    state: dict[str, Any] | None = None
     if ckpt_path.exists():
         state = load_checkpoint(ckpt_path, map_location=device)
         for field, found, expected in (("cache_hash", state.get("cache_hash"), cache.hash),
@@ -161,8 +164,11 @@ def finetune_fold(
         scheduler.load_state_dict(state["scheduler"])
         restore_rng_states(state["rng"], {"data": data_gen})
         history, start_epoch = list(state["history"]), int(state["epoch"])
+    # after any resumed weights; a resumed fold keeps its checkpoint's precision (pretrain.run_precision)
+    precision = run_precision(cfg, device, state, ckpt_path)
+    mixed = mixed_precision(model, precision)
 
-    y_train = torch.from_numpy(labels).long()
+    y_train = torch.from_numpy(labels).long().to(device)  # once; per step only the row indices move
     gather = partial(_rows_gather, cache, table)
     stop = fc.epochs if max_epochs_this_call is None else min(fc.epochs, start_epoch + max_epochs_this_call)
     bar = tqdm(range(start_epoch, stop), disable=not progress, desc=f"finetune fold {fold.index} {label_name}",
@@ -177,13 +183,14 @@ def finetune_fold(
         lr = scheduler.get_last_lr()[0]
         every = release_interval(fc.batch_size)
         for i, (rows, batch) in enumerate(zip(plan, iter_tensor_batches(gather, plan, device), strict=True)):
-            y = y_train[rows].to(device, non_blocking=True)
-            with _autocast(device, cfg):
+            y = y_train[torch.from_numpy(rows).to(device, non_blocking=True)]
+            with mixed:
                 logits = model(batch)
             loss = F.cross_entropy(logits.float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            mixed.refresh()
             loss_sum += loss.detach() * len(rows)
             correct += (logits.detach().argmax(1) == y).sum()
             n_seen += len(rows)
@@ -193,7 +200,7 @@ def finetune_fold(
         record = {
             "epoch": epoch + 1, "lr": lr, "steps": len(plan),
             "train": {"loss": loss_sum.item() / max(n_seen, 1), "accuracy": correct.item() / max(n_seen, 1)},
-            "val": _evaluate(model, cache, table, val_rows, labels, cfg, device, fc.batch_size),
+            "val": _evaluate(model, cache, table, val_rows, labels, cfg, device, fc.batch_size, mixed),
         }
         release_pages(cache)
         record["seconds"] = time.perf_counter() - tic
@@ -204,13 +211,13 @@ def finetune_fold(
             "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "step": None,
             "rng": capture_rng_states({"data": data_gen}), "config": cfg.model_dump(mode="json"),
             "contract": cache.contract.to_dict(), "cache_hash": cache.hash, "label": label_name,
-            "fold": int(fold.index), "history": history,
+            "fold": int(fold.index), "history": history, "precision": precision,
         })
 
     if (history[-1]["epoch"] if history else 0) < fc.epochs:
         return {"history": history, "finished": False, "skipped": False}
 
-    proba = predict_rows(model, cache, table, test_rows, cfg, device, fc.batch_size)
+    proba = predict_rows(model, cache, table, test_rows, cfg, device, fc.batch_size, mixed)
     result = {"rows": test_rows, "y_true": labels[test_rows].astype(np.int64),
               "y_pred": proba.argmax(1).astype(np.int64), "proba": proba}
     save_predictions(pred_path, result)

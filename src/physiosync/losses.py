@@ -57,6 +57,19 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
 
 
 @torch.no_grad()
+def top1_retrieval_tensor(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+    """:func:`top1_retrieval` as a detached 0-d float32 tensor on the inputs' device.
+
+    Why: a training loop that sums these on the device reads them once per epoch; a Python float per
+    step would be a host-device synchronisation per step on a GPU.
+    """
+    _check_pair(z1, z2)
+    sim = F.normalize(z1.float(), dim=1) @ F.normalize(z2.float(), dim=1).T  # (n, n)
+    hits = sim.argmax(dim=1) == torch.arange(z1.shape[0], device=z1.device)
+    return hits.float().mean()
+
+
+@torch.no_grad()
 def top1_retrieval(z1: torch.Tensor, z2: torch.Tensor) -> float:
     """Fraction of rows of ``z1`` whose most similar row of ``z2`` is their own positive.
 
@@ -74,7 +87,4 @@ def top1_retrieval(z1: torch.Tensor, z2: torch.Tensor) -> float:
     Returns:
         Accuracy in [0, 1] as a Python float (detached; for logging only).
     """
-    _check_pair(z1, z2)
-    sim = F.normalize(z1.float(), dim=1) @ F.normalize(z2.float(), dim=1).T  # (n, n)
-    hits = sim.argmax(dim=1) == torch.arange(z1.shape[0], device=z1.device)
-    return float(hits.float().mean().item())
+    return float(top1_retrieval_tensor(z1, z2).item())

@@ -37,7 +37,7 @@ from torch import nn
 from physiosync.config import PretrainConfig
 from physiosync.contract import DataContract
 from physiosync.errors import ConfigError
-from physiosync.losses import nt_xent, top1_retrieval
+from physiosync.losses import nt_xent, top1_retrieval_tensor
 
 
 def resolve_roles(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[str, str | None]:
@@ -112,7 +112,7 @@ def _encode_pooled(
 
 def pretrain_loss(
     model: nn.Module, batch: dict[str, torch.Tensor], cfg: PretrainConfig
-) -> dict[str, torch.Tensor | float]:
+) -> dict[str, torch.Tensor]:
     """LS-TCL per modality plus the two CM-CA terms, as named terms and their weighted total.
 
     Args:
@@ -127,8 +127,9 @@ def pretrain_loss(
     Returns:
         ``loss`` (the weighted total, differentiable) and, for each term that is computed,
         ``tcl_<eeg>``, ``tcl_<pps>``, ``cm_pps_eeg`` (PPS side 0 ↔ EEG side 1), ``cm_eeg_pps`` (EEG side 0
-        ↔ PPS side 1) as tensors, plus detached Python floats ``top1_<mod>`` (temporal retrieval,
-        side 0 → side 1) and ``top1_cm_pps_eeg`` / ``top1_cm_eeg_pps``.
+        ↔ PPS side 1) as tensors, plus detached 0-d tensors ``top1_<mod>`` (temporal retrieval,
+        side 0 → side 1) and ``top1_cm_pps_eeg`` / ``top1_cm_eeg_pps`` (tensors, not floats, so a loop can
+        sum them on the device without a host sync per step).
 
     Raises:
         ConfigError: both ablation switches off, or only CM-CA requested without a peripheral modality.
@@ -143,7 +144,7 @@ def pretrain_loss(
     tau = cfg.temperature
     mods = [eeg] if pps is None else [eeg, pps]
 
-    out: dict[str, torch.Tensor | float] = {}
+    out: dict[str, torch.Tensor] = {}
     pooled: dict[str, torch.Tensor] = {}
     total = None
     for mod in mods:  # at most two modalities; everything inside is batched
@@ -152,7 +153,7 @@ def pretrain_loss(
         if z is not None:
             term = nt_xent(z[:, 0], z[:, 1], tau)
             out[f"tcl_{mod}"] = term
-            out[f"top1_{mod}"] = top1_retrieval(z[:, 0], z[:, 1])
+            out[f"top1_{mod}"] = top1_retrieval_tensor(z[:, 0], z[:, 1])
             total = cfg.w_temporal * term if total is None else total + cfg.w_temporal * term
 
     if use_cm:
@@ -165,7 +166,7 @@ def pretrain_loss(
         for name, rows in (("cm_pps_eeg", e_swap), ("cm_eeg_pps", p_swap)):
             term = nt_xent(rows[:n_pairs], rows[n_pairs:], tau)
             out[name] = term
-            out[f"top1_{name}"] = top1_retrieval(rows[:n_pairs], rows[n_pairs:])
+            out[f"top1_{name}"] = top1_retrieval_tensor(rows[:n_pairs], rows[n_pairs:])
             total = cfg.w_cross_modal * term if total is None else total + cfg.w_cross_modal * term
 
     out["loss"] = total

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from physiosync.atomic import write_json_atomic, write_text_atomic
-from physiosync.config import RunConfig, dump_config, load_config, validate_config
+from physiosync.config import RunConfig, dump_config, load_config, read_yaml, validate_config
 from physiosync.errors import ConfigError
 
 log = logging.getLogger("physiosync")
@@ -60,6 +60,31 @@ def resolve_defaults(cfg: RunConfig) -> RunConfig:
     cfg = cfg.model_copy(deep=True)
     cfg.model.resolutions = [float(w) for w in load_dataset_facts(cfg.dataset.name)["default_resolutions"]]
     return cfg
+
+
+def resolve_run_precision(cfg: RunConfig, run_dir: Path, device: Any) -> RunConfig:
+    """Replace ``precision: auto`` by what runs (``fp32`` or ``bf16``) so the saved config and reports say it.
+
+    A run keeps the precision it started with: resuming an ``auto`` run on another machine continues in
+    the saved precision (bf16 runs everywhere, only slower without hardware support; fp32 stays fp32), so
+    every number of one run comes from one arithmetic, and pre-trainings are reused only by runs of the
+    same precision (it is part of :func:`pretrain_signature`). An explicit ``--set precision=...`` that
+    differs from the saved run is refused by :func:`write_run_config` like any other config change.
+    """
+    from physiosync.runtime import resolve_precision
+
+    if cfg.precision != "auto":
+        return cfg
+    chosen = resolve_precision("auto", device)
+    saved_path = run_dir / "config.yaml"
+    if saved_path.is_file():
+        saved = read_yaml(saved_path).get("precision")
+        if saved in ("fp32", "bf16"):
+            if saved != chosen:
+                log.warning("%s: continuing in the run's saved precision %s (auto on this machine would pick %s)",
+                            saved_path, saved, chosen)
+            chosen = saved
+    return cfg.model_copy(update={"precision": chosen})
 
 
 def run_dir_of(cfg: RunConfig) -> Path:
@@ -306,6 +331,7 @@ def run_meta(ctx: RunContext) -> dict[str, Any]:
         "preset": cfg.preset,
         "seed": cfg.seed,
         "device": str(ctx.device),
+        "precision": cfg.precision,
         "cache_hash": ctx.cache.hash if ctx.cache is not None else None,
         "subjects": list(ctx.cache.subjects) if ctx.cache is not None else [],
         "window_s": float(ctx.table.window_s) if ctx.table is not None else None,
@@ -340,7 +366,9 @@ def run_pipeline(
     set_threads(cfg.n_threads)
     seed_everything(cfg.seed)
     cfg = resolve_defaults(cfg)
-    ctx = RunContext(cfg=cfg, run_dir=run_dir_of(cfg), device=resolve_device(cfg.device))
+    device = resolve_device(cfg.device)
+    cfg = resolve_run_precision(cfg, run_dir_of(cfg), device)
+    ctx = RunContext(cfg=cfg, run_dir=run_dir_of(cfg), device=device)
     if ctx.device.type == "cpu":
         tune_cpu_runtime()  # reuse large per-step buffers, flush denormals (runtime docstrings)
     write_run_config(cfg, ctx.run_dir)

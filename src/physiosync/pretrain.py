@@ -39,7 +39,8 @@ from physiosync.batches import (
 from physiosync.checkpoint import capture_rng_states, load_checkpoint, restore_rng_states, save_checkpoint
 from physiosync.config import RunConfig
 from physiosync.errors import DataFormatError
-from physiosync.runtime import resolve_device
+from physiosync.precision import Bf16Matmuls, Fp32, mixed_precision
+from physiosync.runtime import resolve_device, resolve_precision
 
 CHECKPOINT_NAME = "checkpoint.pt"
 ENCODERS_NAME = "encoders.pt"
@@ -159,22 +160,27 @@ def evaluate_pretrain(
     plan: list[tuple[np.ndarray, ...]],
     cfg: RunConfig,
     device: torch.device,
+    mixed: Bf16Matmuls | Fp32 | None = None,
 ) -> dict[str, float]:
     """Mean loss terms (and any top-1 terms the objective returns) over a fixed evaluation plan.
 
     Groups and, for ``augviews``, the augmentation draws are the same every epoch (D19), so the curve
     reflects the model, not the sampling noise. Validation data are otherwise not augmented (§4.4).
+    ``mixed`` is the training loop's precision context (its bf16 weight copies are current after each
+    step); ``None`` makes one for ``cfg.precision``.
     """
     from physiosync.objective import pretrain_loss
 
     if not plan:
         return {}
+    if mixed is None:
+        mixed = mixed_precision(model, resolve_precision(cfg.precision, device))
     was_training = model.training
     model.eval()
     sums: dict[str, Any] = defaultdict(float)
     aug_gen = torch.Generator(device=device)
     aug_gen.manual_seed(derive_seed(cfg.seed, "eval-augment"))
-    with torch.no_grad(), _autocast(device, cfg):
+    with torch.no_grad(), mixed:
         for batch in iter_tensor_batches(partial(gather_planned, cache, window_s), plan, device):
             if cfg.pretrain.pairing == "augviews" and cfg.pretrain.augment.enabled:
                 batch = _augment(batch, aug_gen, cfg)
@@ -183,8 +189,21 @@ def evaluate_pretrain(
     return _means(sums, len(plan))
 
 
-def _autocast(device: torch.device, cfg: RunConfig):
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
+def run_precision(cfg: RunConfig, device: torch.device, state: dict[str, Any] | None, path: Path) -> str:
+    """The precision a training loop runs in: ``cfg.precision`` resolved, or a resumed checkpoint's.
+
+    ``auto`` continues a checkpoint in the precision it was made with (one arithmetic per trained model,
+    whatever machine resumes it); an explicit precision that differs from the checkpoint's is refused.
+    """
+    chosen = resolve_precision(cfg.precision, device)
+    saved = (state or {}).get("precision")
+    if saved is None:
+        return chosen
+    if cfg.precision == "auto":
+        return str(saved)
+    if saved != chosen:
+        raise DataFormatError(path, "precision", saved, f"{chosen} (delete the checkpoint to start over)")
+    return chosen
 
 
 def _check_resume(path: Path, state: dict[str, Any], cache: Any, cfg: RunConfig, key: str) -> None:
@@ -216,7 +235,8 @@ def pretrain_split(
         split: ``PretrainSplit`` with ``train_moments``, ``val_moments``, ``train_subjects``,
             ``val_subjects`` (index arrays) and ``key()``.
         window_s: Window length in seconds (1.0 or 5.0 on DEAP).
-        cfg: Resolved run config (``pretrain``, ``model``, ``seed``, ``precision``).
+        cfg: Resolved run config (``pretrain``, ``model``, ``seed``, ``precision``; ``auto`` is resolved
+            for ``device`` here, see :func:`physiosync.runtime.resolve_precision`).
         device: Torch device or name; ``None`` = ``cfg.device``.
         out_dir: Where ``checkpoint.pt`` and ``encoders.pt`` go.
         progress: Show a per-epoch progress bar.
@@ -248,6 +268,7 @@ def pretrain_split(
 
     history: list[dict[str, Any]] = []
     start_epoch, step = 0, 0
+    state: dict[str, Any] | None = None
     if ckpt_path.exists():
         state = load_checkpoint(ckpt_path, map_location=device)
         _check_resume(ckpt_path, state, cache, cfg, key)
@@ -255,6 +276,10 @@ def pretrain_split(
         optimizer.load_state_dict(state["optimizer"])
         restore_rng_states(state["rng"], {"data": data_gen}, {"augment": aug_gen})
         history, start_epoch, step = list(state["history"]), int(state["epoch"]), int(state["step"])
+    # bf16: weight copies made after the (possibly resumed) weights are in place, refreshed after every
+    # step; fp32: a no-op context (physiosync.precision). A resumed run keeps its checkpoint's precision.
+    precision = run_precision(cfg, device, state, ckpt_path)
+    mixed = mixed_precision(model, precision)
 
     gather = partial(gather_planned, cache, window_s)
     stop = pc.epochs if max_epochs_this_call is None else min(pc.epochs, start_epoch + max_epochs_this_call)
@@ -271,11 +296,12 @@ def pretrain_split(
         for batch in iter_tensor_batches(gather, plan, device):
             if pc.augment.enabled:
                 batch = _augment(batch, aug_gen, cfg)
-            with _autocast(device, cfg):
+            with mixed:
                 terms = pretrain_loss(model, batch, pc)
             optimizer.zero_grad(set_to_none=True)
             terms["loss"].backward()
             optimizer.step()
+            mixed.refresh()
             _accumulate(sums, terms)
             step += 1
             if step % every == 0:
@@ -283,7 +309,7 @@ def pretrain_split(
         record = {
             "epoch": epoch + 1, "steps": len(plan), "lr": optimizer.param_groups[0]["lr"],
             "train": _means(sums, len(plan)),
-            "val": evaluate_pretrain(model, cache, window_s, eval_plan, cfg, device),
+            "val": evaluate_pretrain(model, cache, window_s, eval_plan, cfg, device, mixed),
         }
         release_pages(cache)
         record["seconds"] = time.perf_counter() - t0
@@ -295,6 +321,7 @@ def pretrain_split(
             "rng": capture_rng_states({"data": data_gen}, {"augment": aug_gen}),
             "config": cfg.model_dump(mode="json"), "contract": cache.contract.to_dict(),
             "cache_hash": cache.hash, "split_key": key, "window_s": float(window_s), "history": history,
+            "precision": precision,
         })
 
     finished = (history[-1]["epoch"] if history else 0) >= pc.epochs

@@ -33,7 +33,7 @@ majority baseline on the same folds); ``p_*`` are class probabilities (empty if 
 
 Metrics are fractions in ``results`` and percentages in ``report.md``. ``meta`` (passed to
 :func:`write_report`, stored in ``results.json`` under ``"meta"``) describes the run: ``dataset``,
-``data_origin`` ("synthetic" or "real"), ``preset``, ``seed``, ``device``, ``run_name``, ``cache_hash``
+``data_origin`` ("synthetic" or "real"), ``preset``, ``seed``, ``device``, ``precision``, ``run_name``, ``cache_hash``
 and ``subjects`` (subject ids, indexed by the ``subject`` column).
 """
 
@@ -271,9 +271,10 @@ def render_markdown(results: dict[str, Any], meta: dict[str, Any], plots: list[s
         f"Std is the population std (ddof = {results['ddof']}) across folds, and across subjects for the "
         "per-subject figures. Metrics are computed over all test windows of a fold (never per batch).", "",
         "## Run", "",
-        "| dataset | data origin | preset | seed | device | cache |", "|---|---|---|---|---|---|",
+        "| dataset | data origin | preset | seed | device | precision | cache |", "|---|---|---|---|---|---|---|",
         f"| {meta.get('dataset', '—')} | {meta.get('data_origin', '—')} | {meta.get('preset') or '—'} | "
-        f"{meta.get('seed', '—')} | {meta.get('device', '—')} | {str(meta.get('cache_hash') or '—')[:12]} |", "",
+        f"{meta.get('seed', '—')} | {meta.get('device', '—')} | {meta.get('precision', '—')} | "
+        f"{str(meta.get('cache_hash') or '—')[:12]} |", "",
     ]
     if meta.get("data_origin") == "synthetic":
         lines += ["*Synthetic data: these numbers exercise the pipeline and say nothing about emotion recognition.*", ""]

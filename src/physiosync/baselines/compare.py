@@ -239,12 +239,21 @@ def compare_dir_of(cfg: RunConfig) -> Path:
 
 def open_comparison(cfg: RunConfig, progress: bool = True) -> Comparison:
     """Prepare the cache once and make (or reload) the comparison's folds in ``compare_dir/folds.json``."""
-    from physiosync.pipeline import RunContext, selected_folds, stage_folds, stage_prepare, write_run_config
+    from physiosync.pipeline import (
+        RunContext,
+        resolve_run_precision,
+        selected_folds,
+        stage_folds,
+        stage_prepare,
+        write_run_config,
+    )
     from physiosync.runtime import resolve_device
 
     cdir = compare_dir_of(cfg)
+    device = resolve_device(cfg.device)
+    cfg = resolve_run_precision(cfg, cdir, device)  # every row runs (and reports) the same precision
     write_run_config(cfg, cdir)  # refuses a directory made with another configuration
-    ctx = RunContext(cfg=cfg, run_dir=cdir, device=resolve_device(cfg.device))
+    ctx = RunContext(cfg=cfg, run_dir=cdir, device=device)
     stage_prepare(ctx, progress=progress)
     stage_folds(ctx)  # the pipeline's own folds logic: same meta, so the rows' copies are reusable
     return Comparison(cfg=cfg, dir=cdir, cache=ctx.cache, table=ctx.table, resolutions=tuple(ctx.resolutions),
@@ -621,7 +630,8 @@ def build_comparison(comp: Comparison, rows: list[str], status: dict[str, dict[s
         "results": results,
         "meta": {
             "compare_dir": str(comp.dir), "dataset": cfg.dataset.name, "data_origin": cfg.dataset.origin,
-            "preset": cfg.preset, "seed": cfg.seed, "device": str(comp.device), "cache_hash": comp.cache.hash,
+            "preset": cfg.preset, "seed": cfg.seed, "device": str(comp.device), "precision": cfg.precision,
+            "cache_hash": comp.cache.hash,
             "subjects": list(comp.cache.subjects), "window_s": float(comp.table.window_s),
             "resolutions": list(comp.resolutions), "labels": list(cfg.labels),
         },
@@ -678,7 +688,7 @@ def render_markdown(doc: dict[str, Any], plot: str | None) -> str:
               f"Folds: `{p['folds_file']}` (folds {p['folds_run']} run), identical for every row "
               "(checked on each row's test windows).", "",
               f"Dataset {meta['dataset']} ({meta['data_origin']}), preset {meta['preset'] or '—'}, seed "
-              f"{meta['seed']}, device {meta['device']}, cache {str(meta['cache_hash'])[:12]}, fine-tuning windows "
+              f"{meta['seed']}, device {meta['device']} ({meta.get('precision', '—')}), cache {str(meta['cache_hash'])[:12]}, fine-tuning windows "
               f"{meta['window_s']:g} s, resolutions {', '.join(f'{w:g} s' for w in meta['resolutions'])}.", ""]
     if meta["data_origin"] == "synthetic":
         lines += ["*Synthetic data: these numbers exercise the pipeline and say nothing about emotion recognition.*",
