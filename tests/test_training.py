@@ -174,7 +174,7 @@ def test_resume_refuses_a_checkpoint_made_on_other_data(cache, tmp_path):
         pretrain_split(other, SPLIT, 1.0, cfg, "cpu", tmp_path, progress=False)
 
 
-def test_finetune_bf16_autocast_gives_probabilities(cache, tmp_path):
+def test_finetune_bf16_gives_probabilities(cache, tmp_path):
     cfg = tiny_cfg().model_copy(update={"precision": "bf16"})
     fold = make_fold(cache)
     res = finetune_fold(cache, cache.windows(5.0), fold, "valence", None, cfg, "cpu", tmp_path, progress=False)
