@@ -36,45 +36,58 @@ def make_optimizer(params, lr: float, weight_decay: float, kind: str) -> torch.o
     return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, **opts)
 
 
-def pretrain_step_fn(window_s: float, kind: str, n_moments: int = 8, n_subjects: int = 2):
+def pretrain_step_fn(window_s: float, kind: str, n_moments: int = 8, n_subjects: int = 2,
+                     precision: str = "fp32", device: str = "cpu"):
     """Build a DEAP pre-training model + optimiser + data; return a closure running one step.
 
     The step is the real objective (``physiosync.objective.pretrain_loss``): every one of the
     8 moments x 2 groups x 2 subjects windows goes through encoder *and* projector before the max-pool,
-    as in the authors' code, then LS-TCL for both modalities and both CM-CA terms.
+    as in the authors' code, then LS-TCL for both modalities and both CM-CA terms. ``precision`` (fp32 or
+    bf16) is applied exactly as the training loop does (:func:`physiosync.precision.mixed_precision`).
     """
     from physiosync.config import PretrainConfig
     from physiosync.objective import pretrain_loss
+    from physiosync.precision import mixed_precision
 
     contract = prepared_contract("deap")
-    model = PretrainModel(contract, window_s, ModelConfig())
+    model = PretrainModel(contract, window_s, ModelConfig()).to(device)
     opt = make_optimizer(model.parameters(), 7e-4, 1e-3, kind)
-    batch = {s.name: torch.randn(n_moments, 2, n_subjects, s.n_chans, s.n_times(window_s)) for s in contract.modalities}
+    batch = {s.name: torch.randn(n_moments, 2, n_subjects, s.n_chans, s.n_times(window_s), device=device)
+             for s in contract.modalities}
     cfg = PretrainConfig()
+    mixed = mixed_precision(model, precision)
 
     def step() -> float:
-        loss = pretrain_loss(model, batch, cfg)["loss"]
+        with mixed:
+            loss = pretrain_loss(model, batch, cfg)["loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        return float(loss.detach())
+        mixed.refresh()
+        return float(loss.detach())  # one host sync per step: the timing includes the device's work
 
     return step
 
 
-def finetune_step_fn(batch_size: int, kind: str):
+def finetune_step_fn(batch_size: int, kind: str, precision: str = "fp32", device: str = "cpu"):
     """Build the DEAP fine-tuning model (K = 2) + optimiser + one batch of 5 s windows; return a step."""
+    from physiosync.precision import mixed_precision
+
     contract = prepared_contract("deap")
-    model = FinetuneModel(contract, ModelConfig(), n_classes=2)
+    model = FinetuneModel(contract, ModelConfig(), n_classes=2).to(device)
     opt = make_optimizer(model.parameters(), 1e-3, 0.0, kind)
-    batch = {s.name: torch.randn(batch_size, s.n_chans, s.n_times(5.0)) for s in contract.modalities}
-    y = torch.randint(0, 2, (batch_size,))
+    batch = {s.name: torch.randn(batch_size, s.n_chans, s.n_times(5.0), device=device) for s in contract.modalities}
+    y = torch.randint(0, 2, (batch_size,), device=device)
+    mixed = mixed_precision(model, precision)
 
     def step() -> float:
-        loss = F.cross_entropy(model(batch), y)
+        with mixed:
+            logits = model(batch)
+        loss = F.cross_entropy(logits.float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        mixed.refresh()
         return float(loss.detach())
 
     return step
@@ -91,14 +104,15 @@ def measure_gemm() -> float:
     return 2 * 1536 * 640 * 2560 * 20 / (time.perf_counter() - t0) / 1e9
 
 
-def time_steps(step, n_steps: int, n_warmup: int = 2) -> list[float]:
+def time_steps(step, n_steps: int, n_warmup: int = 2, clock=time.perf_counter) -> list[float]:
+    """Seconds per step by ``clock`` (wall by default; ``time.process_time`` = CPU seconds of all threads)."""
     for _ in range(n_warmup):
         step()
     times = []
     for _ in range(n_steps):
-        t0 = time.perf_counter()
+        t0 = clock()
         step()
-        times.append(time.perf_counter() - t0)
+        times.append(clock() - t0)
     return times
 
 
