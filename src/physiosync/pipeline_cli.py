@@ -24,6 +24,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key (repeatable), e.g. --set finetune.epochs=3")
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1, mps")
+    p.add_argument("--precision", default=None, choices=["auto", "fp32", "bf16"],
+                   help="auto (default): bf16 where the hardware runs it fast, else fp32")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -50,6 +52,8 @@ def _overrides(args: argparse.Namespace) -> list[str]:
     extra = list(args.overrides)
     if args.device:
         extra.append(f"device={args.device}")
+    if args.precision:
+        extra.append(f"precision={args.precision}")
     return extra
 
 
