@@ -85,8 +85,8 @@ def test_pretrain_resume_after_interruption_equals_uninterrupted(cache, tmp_path
 
 
 def test_saved_encoders_are_the_trained_ones_and_load_into_finetuning(cache, tmp_path):
-    res = pretrain_split(cache, SPLIT, 1.0, tiny_cfg(0), "cpu", tmp_path, progress=False)
-    trained = load_checkpoint(tmp_path / "checkpoint.pt")["model"]
+    res = pretrain_split(cache, SPLIT, 1.0, tiny_cfg(0), "cpu", tmp_path, progress=False, keep_checkpoint=True)
+    trained = load_checkpoint(tmp_path / "checkpoint.pt")["model"]  # the last epoch's weights
     states = load_encoder_states([res["encoders_path"]])
     assert set(states) == {("eeg", 1.0), ("gsr", 1.0)}
     for (mod, _), sd in states.items():

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from physiosync.atomic import TEMP_SUFFIX, clean_stale_temps, temp_prefix
 from physiosync.config import RunConfig
 from physiosync.contract import DataContract
 from physiosync.datasets import prepared_contract
@@ -433,6 +434,8 @@ def build_cache(cfg: RunConfig, progress: bool = True) -> WindowCache:
     built (on real DEAP hashing costs about as much as preprocessing); the build happens in a hidden
     temporary directory that is renamed to ``<dataset>-<hash[:12]>`` once complete (the final name is
     only known at the end). Should the finished hash name a valid existing cache, that one is reused.
+    Temporary directories that killed builds left in ``cache_dir`` are removed first, stale ones only
+    (:func:`physiosync.atomic.clean_stale_temps`: a concurrent build's directory is kept).
 
     Raises:
         DataFormatError: any bad input file; no cache directory is left behind.
@@ -445,6 +448,7 @@ def build_cache(cfg: RunConfig, progress: bool = True) -> WindowCache:
     subjects = [sid for sid, _ in listing]
     files = list(dict.fromkeys(Path(f) for _, f in listing))  # DREAMER: one file for every subject
     cache_dir = Path(cfg.cache_dir)
+    clean_stale_temps(cache_dir)  # half-built caches of killed builds (atomic.py: which ones are stale)
     inputs = describe_inputs(files, cache_dir, dataset, hash_missing=False)
     todo = [e for e in inputs if e["sha256"] is None]
     if not todo:  # every digest known: the hash, and so a reusable cache, can be found before reading
@@ -456,7 +460,7 @@ def build_cache(cfg: RunConfig, progress: bool = True) -> WindowCache:
     contract = prepared_contract(dataset)
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dataset}-", suffix=".tmp", dir=cache_dir))
+        tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(dataset), suffix=TEMP_SUFFIX, dir=cache_dir))
     except OSError as e:
         raise _cache_write_error(cache_dir, e) from None
     pool = ThreadPoolExecutor(max_workers=1)

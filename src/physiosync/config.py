@@ -109,6 +109,7 @@ class PretrainConfig(StrictModel):
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     val_fraction: float = 0.1  # monitoring split carved from the training part of a fold
     steps_per_epoch: int | None = None  # cap (None = one pass over the training moments)
+    keep_checkpoint: bool = False  # keep the resume checkpoint.pt of a finished pre-training (debugging)
 
 
 class FinetuneConfig(StrictModel):
@@ -120,6 +121,7 @@ class FinetuneConfig(StrictModel):
     weight_decay: float = 0.0
     t0: int | None = None  # cosine warm restarts period in epochs; None = max(1, epochs // 3)
     steps_per_epoch: int | None = None
+    keep_checkpoint: bool = False  # keep the resume checkpoint.pt of a finished fold (debugging)
 
 
 class ProtocolConfig(StrictModel):

@@ -5,14 +5,19 @@ A run lives in ``runs_dir/name/``::
     config.yaml                     resolved configuration (what produced everything below)
     folds.json                      the protocol's folds, bound to the cache hash
     pretrain/<w>s-<key>/            one pre-training per distinct (window length, pre-training split):
-        checkpoint.pt, encoders.pt    shared by every fold with that split and by every label dimension
-    finetune/<label>/fold<k>/       checkpoint.pt (while running), predictions.npz, done.json
+        checkpoint.pt (while running), history.json, encoders.pt (last: marks it finished); shared by
+        every fold with that split and by every label dimension
+    finetune/<label>/fold<k>/       checkpoint.pt (while running), predictions.npz, done.json (last)
     predictions/                    per fold and label CSV tables (subject, trial, window, truth, probabilities)
     report.md, results.json, results.csv, plots/
 
 Every stage is resumable: finished pre-trainings and folds are skipped, unfinished ones continue from their
 last per-epoch checkpoint, so re-running the same command after an interruption (even SIGKILL) completes
-the run with the same numbers as an uninterrupted one.
+the run with the same numbers as an uninterrupted one. Each stage writes its completion marker last
+(``encoders.pt``, ``done.json``), so a kill between two of its files is redone, never skipped. Resume
+checkpoints of finished stages are deleted (``pretrain.keep_checkpoint`` / ``finetune.keep_checkpoint``
+keep them), and temporary files that a killed process left in the run directory and the pre-training
+store are removed when the next run starts (stale ones only: :func:`physiosync.atomic.clean_stale_temps`).
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ log = logging.getLogger("physiosync")
 
 STAGES = ("prepare", "folds", "pretrain", "finetune", "evaluate", "report")
 # keys that may differ between the saved config of a run and a resumed invocation
-_RUNTIME_KEYS = {("device",), ("n_threads",), ("protocol", "folds"), ("runs_dir",), ("pretrain_store",), ("preset",)}
+_RUNTIME_KEYS = {("device",), ("n_threads",), ("protocol", "folds"), ("runs_dir",), ("pretrain_store",), ("preset",),
+                 ("pretrain", "keep_checkpoint"), ("finetune", "keep_checkpoint")}
 
 
 @dataclass
@@ -166,7 +172,7 @@ _FINETUNE_ONLY_MODEL_KEYS = ("classifier_hidden", "classifier_dropout", "resolut
 def pretrain_signature(cfg: RunConfig, cache_hash: str) -> str:
     """Hash of everything besides the split that determines a pre-training's result."""
     model = cfg.model.model_dump(mode="json", exclude=set(_FINETUNE_ONLY_MODEL_KEYS))
-    pre = cfg.pretrain.model_dump(mode="json", exclude={"enabled"})
+    pre = cfg.pretrain.model_dump(mode="json", exclude={"enabled", "keep_checkpoint"})
     doc = {"model": model, "pretrain": pre, "seed": cfg.seed, "precision": cfg.precision, "cache": cache_hash}
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -178,7 +184,7 @@ def pretrain_dir(ctx: RunContext, window_s: float, key: str) -> Path:
 
 def stage_pretrain(ctx: RunContext, progress: bool = True) -> None:
     """Pre-train once per distinct (window length, split) among the selected folds."""
-    from physiosync.pretrain import pretrain_split
+    from physiosync.pretrain import ENCODERS_NAME, pretrain_split
 
     if not ctx.cfg.pretrain.enabled:
         return
@@ -189,11 +195,10 @@ def stage_pretrain(ctx: RunContext, progress: bool = True) -> None:
             todo.setdefault((w, split.key()), split)
     for i, ((w, key), split) in enumerate(sorted(todo.items(), key=lambda kv: kv[0])):
         d = pretrain_dir(ctx, w, key)
-        if (d / "encoders.pt").is_file():
-            continue
-        log.info("pre-training %d/%d: %gs windows, split %s", i + 1, len(todo), w, key[:12])
-        res = pretrain_split(ctx.cache, split, w, ctx.cfg, ctx.device, d, progress=progress)
-        write_json_atomic(d / "history.json", res["history"])
+        if not (d / ENCODERS_NAME).is_file():
+            log.info("pre-training %d/%d: %gs windows, split %s", i + 1, len(todo), w, key[:12])
+        # a finished one returns at once (tidying what a kill may have left: history, checkpoint)
+        pretrain_split(ctx.cache, split, w, ctx.cfg, ctx.device, d, progress=progress)
 
 
 def fold_encoder_states(ctx: RunContext, fold: Any) -> dict[tuple[str, float], Any] | None:
@@ -294,6 +299,19 @@ def load_histories(ctx: RunContext) -> dict[str, Any]:
     return {"pretrain": pre, "finetune": fine}
 
 
+def clean_run_temps(ctx: RunContext) -> None:
+    """Remove the temp files/dirs that killed processes left in the run directory and pre-training store.
+
+    Only stale ones (:func:`physiosync.atomic.clean_stale_temps`): other processes may be writing into a
+    shared store at the same time (folds fanned out over machines).
+    """
+    from physiosync.atomic import clean_stale_temps
+
+    clean_stale_temps(ctx.run_dir, recursive=True)
+    if ctx.cfg.pretrain_store is not None:
+        clean_stale_temps(ctx.cfg.pretrain_store, recursive=True)
+
+
 def run_meta(ctx: RunContext) -> dict[str, Any]:
     """Facts about the run that every report states next to the numbers."""
     cfg = ctx.cfg
@@ -344,6 +362,7 @@ def run_pipeline(
     if ctx.device.type == "cpu":
         tune_cpu_runtime()  # reuse large per-step buffers, flush denormals (runtime docstrings)
     write_run_config(cfg, ctx.run_dir)
+    clean_run_temps(ctx)
     t0 = time.perf_counter()
     stage_prepare(ctx, progress=progress)
     stage_folds(ctx)

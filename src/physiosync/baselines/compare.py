@@ -43,8 +43,11 @@ short window. After every row the test windows of its prediction tables are chec
 comparison's folds; any difference is an error. ``short-only`` and ``long-only`` are skipped (and the
 report says so) when the configuration has a single resolution (DREAMER's default).
 
-Resuming: a row whose ``results.json`` and prediction tables for every requested fold and label exist is
-not run again; an unfinished PhysioSync row resumes through the pipeline's own checkpoints.
+Resuming: a row is finished when its completion marker — the last file it writes: ``results.json`` for a
+baseline row, ``report.md`` for a PhysioSync row — and its prediction tables for every requested fold and
+label exist; a finished row is not run again, an unfinished PhysioSync row resumes through the pipeline's
+own checkpoints. Stale temporary files of killed processes under the comparison directory are removed
+when it starts (:func:`physiosync.atomic.clean_stale_temps`).
 
 Paired test: for each row and label, ``scipy.stats.wilcoxon`` on per-fold accuracy against the
 ``physiosync`` row, paired by fold; with fewer than 6 folds (too few pairs for the signed-rank test to
@@ -239,11 +242,13 @@ def compare_dir_of(cfg: RunConfig) -> Path:
 
 def open_comparison(cfg: RunConfig, progress: bool = True) -> Comparison:
     """Prepare the cache once and make (or reload) the comparison's folds in ``compare_dir/folds.json``."""
+    from physiosync.atomic import clean_stale_temps
     from physiosync.pipeline import RunContext, selected_folds, stage_folds, stage_prepare, write_run_config
     from physiosync.runtime import resolve_device
 
     cdir = compare_dir_of(cfg)
     write_run_config(cfg, cdir)  # refuses a directory made with another configuration
+    clean_stale_temps(cdir, recursive=True)  # leftovers of killed rows (stale ones only)
     ctx = RunContext(cfg=cfg, run_dir=cdir, device=resolve_device(cfg.device))
     stage_prepare(ctx, progress=progress)
     stage_folds(ctx)  # the pipeline's own folds logic: same meta, so the rows' copies are reusable
@@ -267,11 +272,17 @@ def skip_reason(comp: Comparison, row: str) -> str | None:
 
 
 def row_is_finished(comp: Comparison, row: str) -> bool:
-    """A row is done when its results file and every requested (fold, label) prediction table exist."""
+    """A row is done when its completion marker and every requested (fold, label) prediction table exist.
+
+    The marker is the last file the row writes: ``results.json`` for a baseline row; for a PhysioSync row
+    ``report.md`` (its ``results.json`` is written by ``evaluate``, before the report, so a kill during the
+    report would otherwise leave a row that is never completed).
+    """
     from physiosync.report import prediction_path
 
     d = row_dir(comp, row)
-    return (d / "results.json").is_file() and all(
+    marker = "report.md" if isinstance(ROWS[row], PipelineRow) else "results.json"
+    return (d / marker).is_file() and all(
         prediction_path(d, f.index, label).is_file() for f in comp.selected for label in comp.cfg.labels
     )
 
