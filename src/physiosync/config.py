@@ -80,6 +80,8 @@ class ModelConfig(StrictModel):
     fusion: Literal["cross-modal", "eeg-only"] = "cross-modal"
     confidence_weighting: bool = True
     parity: bool = False  # D20: create the unused modules of the authors' code (parameter-count parity)
+    # Fine-tuning: BatchNorm statistics of the 1 s slices of a 5 s sample, per slice (authors) or pooled
+    slice_batchnorm: Literal["per-slice", "pooled"] = "per-slice"
 
 
 class AugmentConfig(StrictModel):

@@ -166,7 +166,9 @@ def selected_folds(ctx: RunContext) -> list[Any]:
 
 
 # ModelConfig fields that do not change a pre-trained encoder (classifier and fusion only)
-_FINETUNE_ONLY_MODEL_KEYS = ("classifier_hidden", "classifier_dropout", "resolutions", "fusion", "confidence_weighting")
+_FINETUNE_ONLY_MODEL_KEYS = (
+    "classifier_hidden", "classifier_dropout", "resolutions", "fusion", "confidence_weighting", "slice_batchnorm"
+)
 
 
 def pretrain_signature(cfg: RunConfig, cache_hash: str) -> str:
