@@ -8,9 +8,9 @@ live in ``physiosync/datasets/<name>.yaml`` and are read with :func:`load_datase
 
 Fields documented as ``None = dataset default`` (``model.resolutions``, ``preprocess.peripheral_norm``,
 ``preprocess.thresholds``) are filled from those facts by :func:`resolve_config`, the one place that knows
-them. Every entry point (``run_pipeline``, ``compare``, ``build_cache``, ``describe-model``) resolves the
-config it is given before any stage sees it, so every stage, every ``compare`` row and the ``config.yaml``
-of a run directory see the same, explicit values. Loading does *not* resolve: a loaded config may still
+them. Every entry point (``run_pipeline``, ``compare``, ``describe-model``; ``build_cache`` through
+``resolve_plan``) resolves the config it is given before any stage sees it, so every stage, every
+``compare`` row and the ``config.yaml`` of a run directory see the same, explicit values. Loading does *not* resolve: a loaded config may still
 have its dataset changed (``prepare --dataset``, ``describe-model --dataset``) before it is used.
 """
 

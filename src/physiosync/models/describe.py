@@ -21,6 +21,7 @@ from physiosync.models.flops import batch_flops, count_flops, module_flops
 from physiosync.models.fusion import FinetuneModel
 from physiosync.models.heads import PretrainModel
 
+
 def default_resolutions(contract_or_dataset: DataContract | str) -> list[float]:
     """Dataset-default resolutions (method-spec §3.6/§3.7: the DREAMER code has no 5 s branch anywhere), as
     :func:`physiosync.config.resolve_config` fills them; for a contract, its window lengths."""
