@@ -5,6 +5,13 @@ it came from); overrides are parsed as YAML scalars and validated by the same sc
 (``smoke``, ``demo``, ``cpu``, ``paper``) are YAML overlays shipped in ``physiosync/presets``; the resolved
 config is saved with every run. Dataset *facts* (channels, rates, thresholds) are not configuration: they
 live in ``physiosync/datasets/<name>.yaml`` and are read with :func:`load_dataset_facts`.
+
+Fields documented as ``None = dataset default`` (``model.resolutions``, ``preprocess.peripheral_norm``,
+``preprocess.thresholds``) are filled from those facts by :func:`resolve_config`, the one place that knows
+them. Every entry point (``run_pipeline``, ``compare``, ``describe-model``; ``build_cache`` through
+``resolve_plan``) resolves the config it is given before any stage sees it, so every stage, every
+``compare`` row and the ``config.yaml`` of a run directory see the same, explicit values. Loading does *not* resolve: a loaded config may still
+have its dataset changed (``prepare --dataset``, ``describe-model --dataset``) before it is used.
 """
 
 from __future__ import annotations
@@ -293,3 +300,64 @@ def _facts(name: str) -> dict[str, Any]:
 def load_dataset_facts(name: str) -> dict[str, Any]:
     """Dataset facts (channels, rates, baseline seconds, rating scale, thresholds) with their source."""
     return copy.deepcopy(_facts(name))
+
+
+# --------------------------------------------------------------------------------------------------
+# dataset defaults: the one place where ``None = dataset default`` fields are filled
+
+
+def dataset_defaults(name: str) -> dict[str, Any]:
+    """The configuration defaults a dataset's facts file sets (``resolutions``, ``peripheral_norm``,
+    ``thresholds``), as :func:`resolve_config` applies them."""
+    facts = _facts(name)
+    return {
+        "resolutions": sorted({float(w) for w in facts["default_resolutions"]}),
+        "peripheral_norm": str(facts["peripheral_norm"]),
+        "thresholds": {str(k): float(v) for k, v in facts["thresholds"].items()},
+    }
+
+
+def resolve_preprocess(dataset: str, cfg: PreprocessConfig) -> PreprocessConfig:
+    """``cfg`` with its dataset defaults filled for ``dataset`` (a new object; idempotent).
+
+    ``peripheral_norm=None`` follows the dataset facts, except under ``official`` where it is ``none`` (the
+    authors never normalise GSR, D23). ``thresholds`` are the facts' thresholds with the config's entries
+    over them, so a partial ``{arousal: 6}`` keeps the dataset's valence threshold. Quirk flags are not
+    dataset defaults (``None`` follows ``official``, see :meth:`PreprocessConfig.quirk`) and stay as they are.
+    """
+    d = dataset_defaults(dataset)
+    norm = cfg.peripheral_norm
+    if norm is None:
+        norm = "none" if cfg.official else d["peripheral_norm"]
+    thresholds = dict(d["thresholds"])
+    thresholds.update({k: float(v) for k, v in (cfg.thresholds or {}).items()})
+    return cfg.model_copy(update={"peripheral_norm": norm, "thresholds": thresholds}, deep=True)
+
+
+def resolve_config(cfg: RunConfig) -> RunConfig:
+    """A copy of ``cfg`` with every ``None = dataset default`` field filled from the dataset facts.
+
+    Why one function: when each stage filled its own defaults, ``compare`` and the pipeline disagreed (on
+    DREAMER the baseline rows ran on the cache's 5 s windows while the PhysioSync row used the dataset's
+    1 s default), and a run directory's saved, filled config never equalled the unfilled one given again.
+    Resolving once, before anything runs, and saving the result makes every consumer read the same values.
+
+    Filled: ``model.resolutions`` (the facts' ``default_resolutions``; a given list is normalised to sorted,
+    distinct floats), ``preprocess.peripheral_norm`` and ``preprocess.thresholds``
+    (:func:`resolve_preprocess`). Idempotent, so a resolved config (e.g. a run's saved ``config.yaml``)
+    resolves to itself. Data-dependent defaults (``protocol.n_folds``, ``dataset.subjects``) cannot be known
+    before the data are read and stay with the code that reads them (``make_folds`` records the fold count
+    in ``folds.json``).
+
+    Raises:
+        ConfigError: ``model.resolutions`` is an empty list.
+    """
+    res = cfg.model.resolutions
+    if res is None:
+        res = dataset_defaults(cfg.dataset.name)["resolutions"]
+    elif not res:
+        raise ConfigError("model.resolutions: found []; expected at least one window length in seconds, e.g. [1.0]")
+    out = cfg.model_copy(deep=True)
+    out.model = out.model.model_copy(update={"resolutions": sorted({float(w) for w in res})})
+    out.preprocess = resolve_preprocess(cfg.dataset.name, cfg.preprocess)
+    return out

@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 
 from physiosync.atomic import write_json_atomic, write_text_atomic
-from physiosync.config import RunConfig, dump_config, load_config, validate_config
-from physiosync.errors import ConfigError
+from physiosync.config import RunConfig, dump_config, load_config, resolve_config, validate_config
+from physiosync.errors import ConfigError, DataFormatError
 
 log = logging.getLogger("physiosync")
 
@@ -57,17 +57,6 @@ class RunContext:
     device: Any = None
 
 
-def resolve_defaults(cfg: RunConfig) -> RunConfig:
-    """Fill dataset-dependent defaults (fused resolutions) so the saved config states what ran."""
-    from physiosync.config import load_dataset_facts
-
-    if cfg.model.resolutions is not None:
-        return cfg
-    cfg = cfg.model_copy(deep=True)
-    cfg.model.resolutions = [float(w) for w in load_dataset_facts(cfg.dataset.name)["default_resolutions"]]
-    return cfg
-
-
 def run_dir_of(cfg: RunConfig) -> Path:
     return Path(cfg.runs_dir) / cfg.name
 
@@ -82,14 +71,42 @@ def _strip_runtime(d: dict[str, Any]) -> dict[str, Any]:
     return d
 
 
+def _short(value: Any, limit: int = 60) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def config_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """``key: <old> there, <new> now`` for every dotted key whose value differs (sorted by key)."""
+    out: list[str] = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_differences(a, b, f"{prefix}{k}.")
+        else:
+            out.append(f"{prefix}{k}: {_short(a)} there, {_short(b)} now")
+    return out
+
+
 def write_run_config(cfg: RunConfig, run_dir: Path) -> None:
-    """Save the resolved config; refuse to mix a run directory with a different configuration."""
+    """Save the resolved config; refuse to mix a run directory with a different configuration.
+
+    Both sides are compared resolved (:func:`resolve_config`): a saved config from a version that did not
+    fill every dataset default still matches the same configuration given again, so re-running the
+    identical command resumes. The error names the keys that differ.
+    """
     path = run_dir / "config.yaml"
+    cfg = resolve_config(cfg)
     if path.exists():
-        old = load_config(path)
-        if _strip_runtime(old.model_dump(mode="json")) != _strip_runtime(cfg.model_dump(mode="json")):
+        old = resolve_config(load_config(path))
+        diff = config_differences(_strip_runtime(old.model_dump(mode="json")),
+                                  _strip_runtime(cfg.model_dump(mode="json")))
+        if diff:
+            shown = "; ".join(diff[:4]) + (f"; and {len(diff) - 4} more" if len(diff) > 4 else "")
             raise ConfigError(
-                f"{path}: this run directory was made with a different configuration; "
+                f"{path}: this run directory was made with a different configuration ({shown}); "
                 f"choose another name (--set name=...) or delete {run_dir} to start over"
             )
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -115,13 +132,15 @@ def load_run_config(run_dir: str | Path, overrides: list[str] | None = None) -> 
 
 
 def stage_prepare(ctx: RunContext, progress: bool = True) -> None:
+    """Build or reuse the cache; the fused window lengths are the resolved ``model.resolutions``."""
     from physiosync.cache import build_cache
-    from physiosync.models.fusion import resolve_resolutions
 
     if ctx.cfg.dataset.data_dir is None:
         raise ConfigError("dataset.data_dir is not set (use --set dataset.data_dir=PATH or the config file)")
+    if ctx.cfg.model.resolutions is None:  # a programming error: entry points resolve first
+        raise RuntimeError("stage_prepare needs a config filled by physiosync.config.resolve_config")
     ctx.cache = build_cache(ctx.cfg, progress=progress)
-    ctx.resolutions = tuple(sorted(resolve_resolutions(ctx.cache.contract, ctx.cfg.model)))
+    ctx.resolutions = tuple(sorted(ctx.cfg.model.resolutions))
     ctx.table = ctx.cache.windows(max(ctx.resolutions))
 
 
@@ -144,7 +163,16 @@ def stage_folds(ctx: RunContext) -> None:
     meta = folds_meta(ctx)
     path = ctx.run_dir / "folds.json"
     if path.exists():
-        ctx.folds = load_folds(path, ctx.cache.hash, meta)
+        try:
+            ctx.folds = load_folds(path, ctx.cache.hash, meta)
+        except DataFormatError as e:
+            # The run's config matched (write_run_config), so the data or the preprocessing changed since
+            # these folds were drawn: say so, and what to do, rather than ask for a file the user never made.
+            raise DataFormatError(
+                path, e.field, e.found,
+                f"{e.expected}: the folds saved in {ctx.run_dir} were drawn for other data or settings, so this "
+                f"run cannot be resumed; delete {ctx.run_dir} or choose another name (--set name=...)",
+            ) from None
         return
     folds = make_folds(ctx.table, cfg.protocol, cfg.seed, pretrain_window_s=ctx.resolutions,
                        n_windows={w: ctx.cache.n_windows(w) for w in ctx.resolutions},
@@ -359,7 +387,7 @@ def run_pipeline(
         raise ConfigError(f"unknown stage(s) {unknown}; expected some of {list(STAGES)}")
     set_threads(cfg.n_threads)
     seed_everything(cfg.seed)
-    cfg = resolve_defaults(cfg)
+    cfg = resolve_config(cfg)  # every dataset default filled once, before any stage sees the config
     ctx = RunContext(cfg=cfg, run_dir=run_dir_of(cfg), device=resolve_device(cfg.device))
     if ctx.device.type == "cpu":
         tune_cpu_runtime()  # reuse large per-step buffers, flush denormals (runtime docstrings)

@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from physiosync.config import PreprocessConfig, load_dataset_facts
+from physiosync.config import PreprocessConfig, load_dataset_facts, resolve_preprocess
 from physiosync.errors import DataFormatError
-from physiosync.labels import make_labels, resolve_thresholds
+from physiosync.labels import make_labels
 from physiosync.recording import SubjectRecording
 
 TARGET_SFREQ = 128  # every prepared modality is at 128 Hz (method-spec conventions)
@@ -69,15 +69,14 @@ class PreprocessPlan:
 
 
 def resolve_plan(dataset: str, cfg: PreprocessConfig) -> PreprocessPlan:
-    """Resolve quirk switches, the peripheral normalisation and thresholds for ``dataset``.
+    """Resolve quirk switches for ``dataset``; the peripheral normalisation and thresholds are its defaults.
 
-    ``peripheral_norm=None`` follows the dataset facts, except under ``official`` where it is ``none``
-    (the authors never normalise GSR, D23).
+    Dataset defaults (``peripheral_norm``, ``thresholds``) come from
+    :func:`physiosync.config.resolve_preprocess`, the one place that fills them (a no-op on a config already
+    resolved by :func:`physiosync.config.resolve_config`).
     """
-    facts = load_dataset_facts(dataset)
-    norm = cfg.peripheral_norm
-    if norm is None:
-        norm = "none" if cfg.official else str(facts["peripheral_norm"])
+    cfg = resolve_preprocess(dataset, cfg)
+    assert cfg.peripheral_norm is not None and cfg.thresholds is not None
     dreamer = dataset == "dreamer"
     return PreprocessPlan(
         dataset=dataset,
@@ -86,8 +85,8 @@ def resolve_plan(dataset: str, cfg: PreprocessConfig) -> PreprocessPlan:
         baseline_bug=dreamer and cfg.quirk("dreamer_baseline_bug"),
         window_bug=dreamer and cfg.quirk("dreamer_window_bug"),
         segment=cfg.dreamer_segment if dreamer else "first",
-        peripheral_norm=norm,
-        thresholds=resolve_thresholds(dataset, cfg),
+        peripheral_norm=cfg.peripheral_norm,
+        thresholds=dict(cfg.thresholds),
     )
 
 

@@ -70,7 +70,7 @@ from typing import Any, Literal
 import numpy as np
 
 from physiosync.atomic import atomic_path, write_json_atomic, write_text_atomic
-from physiosync.config import RunConfig, deep_merge, load_config, validate_config
+from physiosync.config import RunConfig, deep_merge, load_config, resolve_config, validate_config
 from physiosync.errors import ConfigError, DataFormatError
 from physiosync.table import N_CLASSES, WindowTable
 
@@ -241,11 +241,16 @@ def compare_dir_of(cfg: RunConfig) -> Path:
 
 
 def open_comparison(cfg: RunConfig, progress: bool = True) -> Comparison:
-    """Prepare the cache once and make (or reload) the comparison's folds in ``compare_dir/folds.json``."""
+    """Prepare the cache once and make (or reload) the comparison's folds in ``compare_dir/folds.json``.
+
+    The config is resolved first (:func:`physiosync.config.resolve_config`): baseline rows, PhysioSync rows
+    and the saved ``config.yaml`` all see the same window lengths and dataset defaults (on DREAMER: 1 s only).
+    """
     from physiosync.atomic import clean_stale_temps
     from physiosync.pipeline import RunContext, selected_folds, stage_folds, stage_prepare, write_run_config
     from physiosync.runtime import resolve_device
 
+    cfg = resolve_config(cfg)
     cdir = compare_dir_of(cfg)
     write_run_config(cfg, cdir)  # refuses a directory made with another configuration
     clean_stale_temps(cdir, recursive=True)  # leftovers of killed rows (stale ones only)
@@ -411,7 +416,7 @@ def row_config(comp: Comparison, row: str) -> RunConfig:
     data["runs_dir"] = str(comp.dir / "rows")
     if comp.cfg.pretrain_store is None:
         data["pretrain_store"] = str(comp.dir / "pretrain")
-    return validate_config(data, f"compare row {row!r}")
+    return resolve_config(validate_config(data, f"compare row {row!r}"))
 
 
 def expand_fold_rows(rows: np.ndarray, long_table: WindowTable, short_table: WindowTable) -> np.ndarray:
@@ -452,11 +457,11 @@ def _same_folds(a: list[Any], b: list[Any]) -> bool:
 
 def write_row_folds(comp: Comparison, row_cfg: RunConfig) -> Path:
     """Put the comparison's folds into the row's run directory (or check the copy already there)."""
-    from physiosync.models.fusion import resolve_resolutions
     from physiosync.pipeline import RunContext, folds_meta, run_dir_of
     from physiosync.protocols import load_folds, save_folds
 
-    res = tuple(sorted(resolve_resolutions(comp.cache.contract, row_cfg.model)))
+    assert row_cfg.model.resolutions is not None  # row_config derives from the resolved comparison config
+    res = tuple(sorted(row_cfg.model.resolutions))
     ctx = RunContext(cfg=row_cfg, run_dir=run_dir_of(row_cfg), cache=comp.cache,
                      table=comp.cache.windows(max(res)), resolutions=res)
     want = folds_for_row(comp, ctx.table, res)
