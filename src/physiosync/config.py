@@ -90,6 +90,19 @@ class ModelConfig(StrictModel):
     # Fine-tuning: BatchNorm statistics of the 1 s slices of a 5 s sample, per slice (authors) or pooled
     slice_batchnorm: Literal["per-slice", "pooled"] = "per-slice"
 
+    def pretrain_view(self) -> dict[str, Any]:
+        """The fields that shape a pre-training (fine-tuning-only keys left out).
+
+        Why: rows of ``compare`` that differ only in the classifier (fusion, resolutions, confidence, …)
+        share one pre-training; its key and its resume check must both ignore those keys.
+        """
+        return self.model_dump(mode="json", exclude=set(FINETUNE_ONLY_MODEL_KEYS))
+
+
+FINETUNE_ONLY_MODEL_KEYS = (
+    "classifier_hidden", "classifier_dropout", "resolutions", "fusion", "confidence_weighting", "slice_batchnorm"
+)
+
 
 class AugmentConfig(StrictModel):
     """On-the-fly augmentation for pre-training (method-spec §4.4)."""

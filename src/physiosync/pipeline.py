@@ -194,14 +194,9 @@ def selected_folds(ctx: RunContext) -> list[Any]:
 
 
 # ModelConfig fields that do not change a pre-trained encoder (classifier and fusion only)
-_FINETUNE_ONLY_MODEL_KEYS = (
-    "classifier_hidden", "classifier_dropout", "resolutions", "fusion", "confidence_weighting", "slice_batchnorm"
-)
-
-
 def pretrain_signature(cfg: RunConfig, cache_hash: str) -> str:
     """Hash of everything besides the split that determines a pre-training's result."""
-    model = cfg.model.model_dump(mode="json", exclude=set(_FINETUNE_ONLY_MODEL_KEYS))
+    model = cfg.model.pretrain_view()
     pre = cfg.pretrain.model_dump(mode="json", exclude={"enabled", "keep_checkpoint"})
     doc = {"model": model, "pretrain": pre, "seed": cfg.seed, "precision": cfg.precision, "cache": cache_hash}
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:12]

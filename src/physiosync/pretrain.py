@@ -45,7 +45,7 @@ from physiosync.batches import (
     sample_index_batches,
 )
 from physiosync.checkpoint import capture_rng_states, load_checkpoint, restore_rng_states, save_checkpoint
-from physiosync.config import RunConfig
+from physiosync.config import FINETUNE_ONLY_MODEL_KEYS, RunConfig
 from physiosync.errors import DataFormatError
 from physiosync.runtime import resolve_device
 
@@ -198,12 +198,18 @@ def _autocast(device: torch.device, cfg: RunConfig):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
 
 
+def _pretrain_model_view(state: dict[str, Any]) -> dict[str, Any] | None:
+    """The saved model config without fine-tuning-only keys (as :meth:`ModelConfig.pretrain_view`)."""
+    saved = state.get("config", {}).get("model")
+    return None if saved is None else {k: v for k, v in saved.items() if k not in FINETUNE_ONLY_MODEL_KEYS}
+
+
 def _check_resume(path: Path, state: dict[str, Any], cache: Any, cfg: RunConfig, key: str) -> None:
     """Refuse to continue a checkpoint made on other data or another model shape."""
     for field, found, expected in (
         ("cache_hash", state.get("cache_hash"), cache.hash),
         ("split_key", state.get("split_key"), key),
-        ("config.model", state.get("config", {}).get("model"), cfg.model.model_dump(mode="json")),
+        ("config.model", _pretrain_model_view(state), cfg.model.pretrain_view()),
         ("config.pretrain.pairing", state.get("config", {}).get("pretrain", {}).get("pairing"), cfg.pretrain.pairing),
     ):
         if found != expected:
