@@ -239,12 +239,22 @@ def compare_dir_of(cfg: RunConfig) -> Path:
 
 def open_comparison(cfg: RunConfig, progress: bool = True) -> Comparison:
     """Prepare the cache once and make (or reload) the comparison's folds in ``compare_dir/folds.json``."""
-    from physiosync.pipeline import RunContext, selected_folds, stage_folds, stage_prepare, write_run_config
+    from physiosync.pipeline import (
+        RunContext,
+        require_data_dir,
+        selected_folds,
+        stage_folds,
+        stage_prepare,
+        write_run_config,
+    )
     from physiosync.runtime import resolve_device
 
     cdir = compare_dir_of(cfg)
+    # An unusable device or a missing data directory is refused before anything is written.
+    device = resolve_device(cfg.device)
+    require_data_dir(cfg)
     write_run_config(cfg, cdir)  # refuses a directory made with another configuration
-    ctx = RunContext(cfg=cfg, run_dir=cdir, device=resolve_device(cfg.device))
+    ctx = RunContext(cfg=cfg, run_dir=cdir, device=device)
     stage_prepare(ctx, progress=progress)
     stage_folds(ctx)  # the pipeline's own folds logic: same meta, so the rows' copies are reusable
     return Comparison(cfg=cfg, dir=cdir, cache=ctx.cache, table=ctx.table, resolutions=tuple(ctx.resolutions),
