@@ -33,7 +33,14 @@ from typing import Any
 import numpy as np
 
 from physiosync.atomic import write_json_atomic, write_text_atomic
-from physiosync.config import RunConfig, dump_config, load_config, resolve_config, validate_config
+from physiosync.config import (
+    RunConfig,
+    dump_config,
+    load_config,
+    resolve_config,
+    validate_config,
+    window_problem,
+)
 from physiosync.errors import ConfigError, DataFormatError
 
 log = logging.getLogger("physiosync")
@@ -131,16 +138,25 @@ def load_run_config(run_dir: str | Path, overrides: list[str] | None = None) -> 
 # stages
 
 
+def require_data_dir(cfg: RunConfig) -> None:
+    """Refuse a run without data before anything is written (run and compare call it first)."""
+    if cfg.dataset.data_dir is None:
+        raise ConfigError("dataset.data_dir is not set (use --set dataset.data_dir=PATH or the config file)")
+
+
 def stage_prepare(ctx: RunContext, progress: bool = True) -> None:
     """Build or reuse the cache; the fused window lengths are the resolved ``model.resolutions``."""
     from physiosync.cache import build_cache
 
-    if ctx.cfg.dataset.data_dir is None:
-        raise ConfigError("dataset.data_dir is not set (use --set dataset.data_dir=PATH or the config file)")
+    require_data_dir(ctx.cfg)
     if ctx.cfg.model.resolutions is None:  # a programming error: entry points resolve first
         raise RuntimeError("stage_prepare needs a config filled by physiosync.config.resolve_config")
     ctx.cache = build_cache(ctx.cfg, progress=progress)
     ctx.resolutions = tuple(sorted(ctx.cfg.model.resolutions))
+    # The schema checked the windows against the dataset facts; the prepared trials are what counts.
+    problem = window_problem(list(ctx.resolutions), int(ctx.cache.n_samples), float(ctx.cache.sfreq))
+    if problem:
+        raise ConfigError(f"model.resolutions {list(ctx.resolutions)}: {problem} (cache {ctx.cache.path})")
     ctx.table = ctx.cache.windows(max(ctx.resolutions))
 
 
@@ -384,6 +400,7 @@ def run_pipeline(
     seed_everything(cfg.seed)
     cfg = resolve_config(cfg)  # every dataset default filled once, before any stage sees the config
     ctx = RunContext(cfg=cfg, run_dir=run_dir_of(cfg), device=resolve_device(cfg.device))
+    require_data_dir(cfg)  # bad settings are refused before the run directory is made
     if ctx.device.type == "cpu":
         tune_cpu_runtime()  # reuse large per-step buffers, flush denormals (runtime docstrings)
     write_run_config(cfg, ctx.run_dir)

@@ -247,14 +247,24 @@ def open_comparison(cfg: RunConfig, progress: bool = True) -> Comparison:
     and the saved ``config.yaml`` all see the same window lengths and dataset defaults (on DREAMER: 1 s only).
     """
     from physiosync.atomic import clean_stale_temps
-    from physiosync.pipeline import RunContext, selected_folds, stage_folds, stage_prepare, write_run_config
+    from physiosync.pipeline import (
+        RunContext,
+        require_data_dir,
+        selected_folds,
+        stage_folds,
+        stage_prepare,
+        write_run_config,
+    )
     from physiosync.runtime import resolve_device
 
     cfg = resolve_config(cfg)
     cdir = compare_dir_of(cfg)
+    # An unusable device or a missing data directory is refused before anything is written.
+    device = resolve_device(cfg.device)
+    require_data_dir(cfg)
     write_run_config(cfg, cdir)  # refuses a directory made with another configuration
     clean_stale_temps(cdir, recursive=True)  # leftovers of killed rows (stale ones only)
-    ctx = RunContext(cfg=cfg, run_dir=cdir, device=resolve_device(cfg.device))
+    ctx = RunContext(cfg=cfg, run_dir=cdir, device=device)
     stage_prepare(ctx, progress=progress)
     stage_folds(ctx)  # the pipeline's own folds logic: same meta, so the rows' copies are reusable
     return Comparison(cfg=cfg, dir=cdir, cache=ctx.cache, table=ctx.table, resolutions=tuple(ctx.resolutions),
