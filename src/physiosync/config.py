@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from physiosync.errors import ConfigError
 
@@ -38,7 +38,22 @@ class DatasetConfig(StrictModel):
     data_dir: Path | None = None
     format: Literal["auto", "python", "matlab"] = "auto"  # DEAP only: sNN.dat pickles or sNN.mat
     subjects: list[str] | None = None  # e.g. ["s01", "s02"]; None = all found
-    origin: Literal["real", "synthetic"] = "real"  # stated in reports next to every number
+    # What the files are, stated in reports next to every number: ``release`` = the official DEAP / DREAMER
+    # files (only then does a report print the paper's published table beside ours), ``user`` = your own
+    # recordings or any other data in that layout, ``synthetic`` = written by ``physiosync synth``. Default
+    # ``user``: a wrong "these are the official data" claim is worse than a missing table.
+    origin: Literal["release", "user", "synthetic"] = "user"
+
+    @field_validator("origin", mode="before")
+    @classmethod
+    def _origin_not_real(cls, value: Any) -> Any:
+        """Refuse the old value ``real``: it never said whether the data were the official release."""
+        if value == "real":
+            raise ValueError(
+                "'real' is no longer accepted (it did not say whether these are the official files); expected "
+                "'release' (the official DEAP/DREAMER files), 'user' (your own data in that layout) or 'synthetic'"
+            )
+        return value
 
 
 class PreprocessConfig(StrictModel):
