@@ -72,6 +72,42 @@ def test_table_has_one_line_per_row_and_label_with_documented_columns(mixed_run)
         assert x["majority_accuracy_mean"] == pytest.approx(by[("majority", label)]["accuracy_mean"]), row
 
 
+def test_comparison_shows_each_rows_permutation_chance_beside_the_majority(mixed_run) -> None:
+    cfg, doc = mixed_run
+    cdir = compare.compare_dir_of(cfg)
+    saved = json.loads((cdir / "comparison.json").read_text())
+    md = (cdir / "comparison.md").read_text()
+    lines = [line for line in md.splitlines() if line.startswith("| ")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    assert header.index("permutation chance") == header.index("majority baseline") + 1
+    cells = {(r[0], r[1]): dict(zip(header, r, strict=True))
+             for r in ([c.strip() for c in line.strip("|").split("|")] for line in lines[1:]) if len(r) == len(header)}
+    with open(cdir / "comparison.csv", newline="") as fh:
+        csv_lines = {(x["row"], x["label"]): x for x in csv.DictReader(fh)}
+    for row in ("majority", "de-logreg", "physiosync", "short-only"):
+        for label in ("arousal", "valence"):
+            ch = saved["results"][row]["labels"][label]["chance"]
+            assert ch["seed"] == cfg.seed and ch["n_permutations"] == 200
+            assert cells[(row, label)]["permutation chance"] == (
+                f"{100 * ch['chance_mean']:.1f} ± {100 * ch['chance_std']:.1f}")
+            assert cells[(row, label)]["p (perm.)"] == f"{ch['p_value']:.3g}"
+            assert float(csv_lines[(row, label)]["chance_mean"]) == pytest.approx(ch["chance_mean"])
+            assert float(csv_lines[(row, label)]["chance_p"]) == pytest.approx(ch["p_value"])
+    # computed as the run report computes it: the physiosync row's own results.json has the same numbers
+    own = json.loads((cdir / "rows" / "physiosync" / "results.json").read_text())
+    for label in ("arousal", "valence"):
+        a, b = own["labels"][label]["chance"], saved["results"]["physiosync"]["labels"][label]["chance"]
+        assert a == b
+    assert "*Permutation chance*: accuracy of the row's own test predictions (all folds pooled)" in md
+    # the plot: one legend outside the panels naming each colour once, the chance marker and the baseline
+    fig = compare.comparison_figure(doc)
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["baseline", "physiosync", "ablation", "permutation chance", "majority baseline"]
+    for ax in fig.axes:
+        assert ax.get_legend() is None and ax.get_ylabel() == "accuracy (%)" and ax.get_xlabel() == "row"
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["majority", "de-logreg", "physiosync", "short-only"]
+
+
 def test_every_row_uses_the_comparisons_folds(mixed_run) -> None:
     from physiosync.cache import build_cache
 

@@ -148,7 +148,22 @@ class DatasetConfig(StrictModel):
     format: Literal["auto", "python", "matlab"] = "auto"  # DEAP only: sNN.dat pickles or sNN.mat
     # e.g. ["s01", "s02"] (or 1, "s1"); None = all found
     subjects: Annotated[list[str], Field(min_length=1), AfterValidator(_unique)] | None = None
-    origin: Literal["real", "synthetic"] = "real"  # stated in reports next to every number
+    # What the files are, stated in reports next to every number: ``release`` = the official DEAP / DREAMER
+    # files (only then does a report print the paper's published table beside ours), ``user`` = your own
+    # recordings or any other data in that layout, ``synthetic`` = written by ``physiosync synth``. Default
+    # ``user``: a wrong "these are the official data" claim is worse than a missing table.
+    origin: Literal["release", "user", "synthetic"] = "user"
+
+    @field_validator("origin", mode="before")
+    @classmethod
+    def _origin_not_real(cls, value: Any) -> Any:
+        """Refuse the old value ``real``: it never said whether the data were the official release."""
+        if value == "real":
+            raise ValueError(
+                "'real' is no longer accepted (it did not say whether these are the official files); expected "
+                "'release' (the official DEAP/DREAMER files), 'user' (your own data in that layout) or 'synthetic'"
+            )
+        return value
 
     @field_validator("subjects", mode="before")
     @classmethod

@@ -46,9 +46,10 @@ from physiosync.errors import ConfigError, DataFormatError
 log = logging.getLogger("physiosync")
 
 STAGES = ("prepare", "folds", "pretrain", "finetune", "evaluate", "report")
-# keys that may differ between the saved config of a run and a resumed invocation
+# keys that may differ between the saved config of a run and a resumed invocation (``dataset.origin`` only
+# says what the data are, for the report: correcting it must not invalidate a finished run)
 _RUNTIME_KEYS = {("device",), ("n_threads",), ("protocol", "folds"), ("runs_dir",), ("pretrain_store",), ("preset",),
-                 ("pretrain", "keep_checkpoint"), ("finetune", "keep_checkpoint")}
+                 ("pretrain", "keep_checkpoint"), ("finetune", "keep_checkpoint"), ("dataset", "origin")}
 
 
 @dataclass
@@ -291,19 +292,11 @@ def write_fold_predictions(ctx: RunContext) -> None:
 
 def stage_evaluate(ctx: RunContext) -> dict[str, Any]:
     """Metrics of every label from the prediction tables (+ a label-permutation estimate of chance)."""
-    from physiosync.metrics import permutation_chance
-    from physiosync.report import find_predictions, read_predictions, results_from_predictions
+    from physiosync.report import results_from_predictions
 
     write_fold_predictions(ctx)
     results = results_from_predictions(ctx.run_dir, ctx.cfg.protocol.name, official=ctx.cfg.protocol.official,
-                                       history=load_histories(ctx))
-    found = find_predictions(ctx.run_dir)
-    for label, block in results["labels"].items():
-        preds = [read_predictions(p) for p in found[label]]
-        y_true = np.concatenate([p["y_true"] for p in preds])
-        y_pred = np.concatenate([p["y_pred"] for p in preds])
-        groups = np.concatenate([np.stack([p["subject"], p["trial"]], axis=1) for p in preds])
-        block["chance"] = permutation_chance(y_true, y_pred, n_permutations=200, seed=ctx.cfg.seed, group_ids=groups)
+                                       history=load_histories(ctx), chance_seed=ctx.cfg.seed)
     doc = {**results, "meta": run_meta(ctx)}
     write_json_atomic(ctx.run_dir / "results.json", doc)
     return results
@@ -319,7 +312,13 @@ def stage_report(ctx: RunContext, results: dict[str, Any] | None = None) -> Path
 
 
 def load_histories(ctx: RunContext) -> dict[str, Any]:
-    """Pre-training and fine-tuning loss curves (per epoch) for the report's plots."""
+    """Pre-training and fine-tuning loss curves (per epoch) for the report's plots.
+
+    Each series says which panel it belongs to (pre-training: its window length; fine-tuning: its label)
+    and which folds it serves, so the plots can label curves with fold numbers instead of directory keys.
+    A pre-training shared by several folds (equal splits) is one series listing all of them.
+    """
+    import re
 
     def curves(history: list[dict[str, Any]]) -> dict[str, list[float]]:
         out: dict[str, list[float]] = {}
@@ -329,14 +328,24 @@ def load_histories(ctx: RunContext) -> dict[str, Any]:
                 out[f"{part} loss"] = [float("nan") if v is None else float(v) for v in vals]
         return out
 
-    pre = {}
+    pre: dict[str, dict[str, Any]] = {}
     for fold in selected_folds(ctx) if ctx.cfg.pretrain.enabled else []:
         for w in ctx.resolutions:
             p = pretrain_dir(ctx, w, fold.pretrain[w].key()) / "history.json"
-            if p.is_file() and p.parent.name not in pre:
-                pre[p.parent.name] = curves(json.loads(p.read_text()))
-    fine = {f"{p.parent.parent.name}/{p.parent.name}": curves(json.loads(p.read_text()).get("history", []))
-            for p in sorted((ctx.run_dir / "finetune").glob("*/fold*/done.json"))}
+            if not p.is_file():
+                continue
+            if p.parent.name in pre:
+                pre[p.parent.name]["folds"].append(int(fold.index))
+            else:
+                pre[p.parent.name] = {"panel": f"{w:g} s windows", "window_s": float(w), "folds": [int(fold.index)],
+                                      "curves": curves(json.loads(p.read_text()))}
+    fine: dict[str, dict[str, Any]] = {}
+    for p in sorted((ctx.run_dir / "finetune").glob("*/fold*/done.json")):
+        m = re.fullmatch(r"fold(\d+)", p.parent.name)
+        fine[f"{p.parent.parent.name}/{p.parent.name}"] = {
+            "panel": p.parent.parent.name, "folds": [int(m.group(1))] if m else [],
+            "curves": curves(json.loads(p.read_text()).get("history", [])),
+        }
     return {"pretrain": pre, "finetune": fine}
 
 

@@ -143,7 +143,7 @@ CSV_COLUMNS = (
     "trial_vote_accuracy_mean", "trial_vote_accuracy_std",
     "subject_accuracy_mean", "subject_accuracy_std",
     "subject_balanced_accuracy_mean", "subject_balanced_accuracy_std",
-    "majority_accuracy_mean", "majority_accuracy_std",
+    "majority_accuracy_mean", "majority_accuracy_std", "chance_mean", "chance_std", "chance_p",
     "n_folds", "n_subjects", "ddof",
     "test_unit", "wilcoxon_statistic", "wilcoxon_p", "wilcoxon_n", "note",
 )
@@ -548,12 +548,16 @@ def check_row_folds(comp: Comparison, row: str) -> str:
 
 
 def summarise_row(comp: Comparison, row: str) -> dict[str, dict[str, Any]]:
-    """label -> ``report.summarise_label`` block from the row's prediction tables of the selected folds."""
+    """label -> ``report.summarise_label`` block from the row's prediction tables of the selected folds.
+
+    Each block carries the row's permutation estimate of chance (``chance``), computed exactly as a run's
+    report computes it (same function, the configuration's seed).
+    """
     from physiosync.report import prediction_path, read_predictions, summarise_label
 
     d = row_dir(comp, row)
     return {label: summarise_label([read_predictions(prediction_path(d, f.index, label)) for f in comp.selected],
-                                   N_CLASSES[label]) for label in comp.cfg.labels}
+                                   N_CLASSES[label], chance_seed=comp.cfg.seed) for label in comp.cfg.labels}
 
 
 def _make_results(comp: Comparison, blocks: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -617,6 +621,9 @@ def build_comparison(comp: Comparison, rows: list[str], status: dict[str, dict[s
                 keep = m != "f1_macro" or b["n_classes"] > 2
                 line[f"{m}_mean"] = st.get("mean") if keep else None
                 line[f"{m}_std"] = st.get("std") if keep else None
+            chance = b.get("chance") or {}
+            line.update(chance_mean=chance.get("chance_mean"), chance_std=chance.get("chance_std"),
+                        chance_p=chance.get("p_value"))
             for m in ("accuracy", "balanced_accuracy"):
                 line[f"subject_{m}_mean"] = (subj.get(m) or {}).get("mean")
                 line[f"subject_{m}_std"] = (subj.get(m) or {}).get("std")
@@ -679,14 +686,15 @@ def format_comparison(doc: dict[str, Any]) -> str:
     """Console table: protocol first, then one line per (row, label)."""
     lines = protocol_header(doc)
     head = (f"{'row':<17} {'label':<8} {'accuracy':>12} {'bal. acc.':>12} {'F1':>12} {'trial vote':>12} "
-            f"{'majority':>12}  paired test vs physiosync")
+            f"{'majority':>12} {'chance':>12}  paired test vs physiosync")
     lines += [head, "-" * len(head)]
     for x in doc["table"]:
         lines.append(f"{x['row']:<17} {x['label']:<8} {_pct(x['accuracy_mean'], x['accuracy_std']):>12} "
                      f"{_pct(x['balanced_accuracy_mean'], x['balanced_accuracy_std']):>12} "
                      f"{_pct(x['f1_mean'], x['f1_std']):>12} "
                      f"{_pct(x['trial_vote_accuracy_mean'], x['trial_vote_accuracy_std']):>12} "
-                     f"{_pct(x['majority_accuracy_mean'], x['majority_accuracy_std']):>12}  {_p(x)}")
+                     f"{_pct(x['majority_accuracy_mean'], x['majority_accuracy_std']):>12} "
+                     f"{_pct(x.get('chance_mean'), x.get('chance_std')):>12}  {_p(x)}")
     for r, st in doc["rows"].items():
         if st["status"] == "skipped":
             lines.append(f"{r}: {st['note']}")
@@ -695,6 +703,8 @@ def format_comparison(doc: dict[str, Any]) -> str:
 
 def render_markdown(doc: dict[str, Any], plot: str | None) -> str:
     """Text of ``comparison.md``."""
+    from physiosync.report import chance_cells, chance_legend
+
     p, meta = doc["protocol"], doc["meta"]
     lines = ["# PhysioSync comparison — baselines and ablations under the same folds", ""]
     if p["leaky"]:
@@ -712,18 +722,23 @@ def render_markdown(doc: dict[str, Any], plot: str | None) -> str:
     lines += [
         "## Results (%, mean ± std over folds; subjects: mean ± std over subjects; ddof 0)", "",
         "| row | label | accuracy | balanced acc. | F1 | macro F1 | trial-vote acc. | accuracy over subjects | "
-        "majority baseline | paired test vs physiosync |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "majority baseline | permutation chance | p (perm.) | paired test vs physiosync |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    n_perm = next((b["chance"].get("n_permutations") for res in doc["results"].values()
+                   for b in res["labels"].values() if b.get("chance")), None)
     for x in doc["table"]:
+        chance = ({"chance_mean": x["chance_mean"], "chance_std": x["chance_std"], "p_value": x["chance_p"]}
+                  if x.get("chance_mean") is not None else None)
+        chance_cell, p_cell = chance_cells(chance, digits=1)
         lines.append(
             f"| {x['row']} | {x['label']} | {_pct(x['accuracy_mean'], x['accuracy_std'])} | "
             f"{_pct(x['balanced_accuracy_mean'], x['balanced_accuracy_std'])} | "
             f"{_pct(x['f1_mean'], x['f1_std'])} ({x['f1_kind']}) | {_pct(x['f1_macro_mean'], x['f1_macro_std'])} | "
             f"{_pct(x['trial_vote_accuracy_mean'], x['trial_vote_accuracy_std'])} | "
             f"{_pct(x['subject_accuracy_mean'], x['subject_accuracy_std'])} | "
-            f"{_pct(x['majority_accuracy_mean'], x['majority_accuracy_std'])} | {_p(x)} |")
-    lines += ["", "Paired test: two-sided Wilcoxon signed-rank test (`scipy.stats.wilcoxon`) of the row's "
+            f"{_pct(x['majority_accuracy_mean'], x['majority_accuracy_std'])} | {chance_cell} | {p_cell} | {_p(x)} |")
+    lines += ["", chance_legend(n_perm, "the row's"), "", "Paired test: two-sided Wilcoxon signed-rank test (`scipy.stats.wilcoxon`) of the row's "
               "accuracy against the `physiosync` row's, paired by fold (by subject when there are fewer than "
               f"{MIN_FOLD_PAIRS} folds; the unit is named in each cell). W is the smaller signed-rank sum, n the "
               "number of pairs. A small p says the two rows differ consistently across folds; it says nothing "
@@ -738,28 +753,54 @@ def render_markdown(doc: dict[str, Any], plot: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_comparison(path: Path, doc: dict[str, Any]) -> None:
-    """Per-row accuracy (error bars: std over folds), majority baseline as a line, one panel per label."""
-    from matplotlib.figure import Figure  # no pyplot global state, no display
+_KIND_COLOURS = {"baseline": "tab:gray", "physiosync": "tab:green", "ablation": "tab:blue"}
+
+
+def comparison_figure(doc: dict[str, Any]) -> Any:
+    """Per-row accuracy (error bars: std over folds), each row's permutation chance as a diamond and the
+    majority baseline as a dashed line; one panel per label, one legend outside the panels.
+
+    Returns:
+        A matplotlib ``Figure`` (Agg canvas, no pyplot global state, no display needed).
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     labels = list(dict.fromkeys(x["label"] for x in doc["table"]))
-    fig = Figure(figsize=(max(5.0, 0.55 * len({x["row"] for x in doc["table"]}) + 2), 3.6 * max(1, len(labels))))
+    n_rows = len({x["row"] for x in doc["table"]})
+    fig = Figure(figsize=(max(5.0, 0.55 * n_rows + 2) + 2.2, 3.6 * max(1, len(labels))), layout="constrained")
+    kinds: list[str] = []
     for i, label in enumerate(labels):
         ax = fig.add_subplot(max(1, len(labels)), 1, i + 1)
         lines = [x for x in doc["table"] if x["label"] == label]
         acc = [100 * (x["accuracy_mean"] or 0.0) for x in lines]
         err = [100 * (x["accuracy_std"] or 0.0) for x in lines]
-        colors = ["tab:gray" if x["kind"] == "baseline" else "tab:blue" if x["kind"] == "ablation" else "tab:green"
-                  for x in lines]
-        ax.bar(range(len(lines)), acc, yerr=err, color=colors, capsize=3)
+        for x in lines:
+            kinds += [x["kind"]] if x["kind"] not in kinds else []
+        ax.bar(range(len(lines)), acc, yerr=err, color=[_KIND_COLOURS.get(x["kind"], "tab:blue") for x in lines],
+               capsize=3)
+        chance = [(j, 100 * x["chance_mean"]) for j, x in enumerate(lines) if x.get("chance_mean") is not None]
+        if chance:
+            # a diamond, not a tick: a black tick would read as an error-bar cap
+            ax.scatter(*zip(*chance, strict=True), color="gold", edgecolors="black", marker="D", s=36, zorder=3)
         maj = [x["majority_accuracy_mean"] for x in lines if x["majority_accuracy_mean"] is not None]
         if maj:
-            ax.axhline(100 * float(np.mean(maj)), color="tab:red", ls="--", lw=1, label="majority baseline")
-            ax.legend(fontsize=7, loc="lower right")
+            ax.axhline(100 * float(np.mean(maj)), color="tab:red", ls="--", lw=1)
         ax.set_xticks(range(len(lines)), [x["row"] for x in lines], rotation=45, ha="right", fontsize=8)
-        ax.set(ylim=(0, 100), ylabel="accuracy (%)",
+        ax.set(ylim=(0, 100), ylabel="accuracy (%)", xlabel="row",
                title=f"{label}: accuracy, mean ± std over folds ({doc['protocol']['name']})")
-    fig.tight_layout()
+        ax.grid(axis="y", alpha=0.3)
+    handles = [Patch(color=_KIND_COLOURS.get(k, "tab:blue"), label=k) for k in kinds]
+    handles += [Line2D([], [], color="gold", mec="black", marker="D", ms=6, ls="none", label="permutation chance"),
+                Line2D([], [], color="tab:red", ls="--", lw=1, label="majority baseline")]
+    fig.legend(handles=handles, loc="outside right upper", fontsize=8, frameon=False)
+    return fig
+
+
+def plot_comparison(path: Path, doc: dict[str, Any]) -> None:
+    """Write :func:`comparison_figure` as a PNG (atomically)."""
+    fig = comparison_figure(doc)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
 
