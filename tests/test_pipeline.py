@@ -241,3 +241,19 @@ def test_dreamer_runs_end_to_end_with_its_defaults(tmp_path: Path) -> None:
         f"runs_dir={tmp_path / 'runs'}", "protocol.folds=[0]", "labels=[valence, four]"]), progress=False)
     assert [p.stat().st_mtime_ns for p in done] == stamps and len(done) == 3
     assert again["labels"]["valence"]["summary"] == res["labels"]["valence"]["summary"]
+
+
+def test_loso_with_too_few_subjects_for_group_pairing_is_a_config_error(tmp_path: Path, capsys) -> None:
+    # 3 subjects under LOSO: 2 training subjects, one of them held out for validation -> 1 left, and group
+    # pairing needs two halves. A clear error before any training, not a ValueError from the sampler.
+    d = tmp_path / "deap3"
+    write_synthetic_deap(d, n_subjects=3, n_trials=4, seed=0, effect=1.0)
+    args = ["run", "--preset", "smoke", "--quiet", "--set", f"dataset.data_dir={d}", "--set",
+            f"cache_dir={tmp_path / 'c'}", "--set", f"runs_dir={tmp_path / 'r'}", "--set", "protocol.name=loso"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "protocol 'loso', fold 0: 1 pre-training subject" in err and "pretrain.pairing" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not list((tmp_path / "r").glob("*/pretrain/*/encoders.pt"))
+    # the suggested way out works: pairs of augmented views need no second subject
+    assert main([*args, "--set", "pretrain.pairing=augviews", "--set", "labels=[arousal]", "--set", "name=aug"]) == 0

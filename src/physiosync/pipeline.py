@@ -235,12 +235,28 @@ def stage_pretrain(ctx: RunContext, progress: bool = True) -> None:
         for w in ctx.resolutions:
             split = fold.pretrain[w]
             todo.setdefault((w, split.key()), split)
+            _check_pretrain_subjects(ctx.cfg, fold, split)
     for i, ((w, key), split) in enumerate(sorted(todo.items(), key=lambda kv: kv[0])):
         d = pretrain_dir(ctx, w, key)
         if not (d / ENCODERS_NAME).is_file():
             log.info("pre-training %d/%d: %gs windows, split %s", i + 1, len(todo), w, key[:12])
         # a finished one returns at once (tidying what a kill may have left: history, checkpoint)
         pretrain_split(ctx.cache, split, w, ctx.cfg, ctx.device, d, progress=progress)
+
+
+def _check_pretrain_subjects(cfg: RunConfig, fold: Any, split: Any) -> None:
+    """Group pairing contrasts two halves of the training subjects: refuse a fold that leaves fewer than 2.
+
+    Why here: it depends on the protocol *and* the number of subjects in the data (e.g. ``loso`` on 3
+    subjects: 2 training subjects, one of them held out for validation), so the schema cannot see it.
+    """
+    n = len(split.train_subjects)
+    if cfg.pretrain.pairing == "groups" and n < 2:
+        held = f", {len(split.val_subjects)} more held out for validation" if len(split.val_subjects) else ""
+        raise ConfigError(
+            f"protocol {cfg.protocol.name!r}, fold {fold.index}: {n} pre-training subject{'s' * (n != 1)}{held}; "
+            "pretrain.pairing=groups contrasts two halves of the training subjects and needs at least 2 "
+            "(use more subjects, pretrain.pairing=augviews, or pretrain.enabled=false)")
 
 
 def fold_encoder_states(ctx: RunContext, fold: Any) -> dict[tuple[str, float], Any] | None:
