@@ -92,3 +92,24 @@ def test_cache_write_failure_is_a_clean_error_and_leaves_nothing(deap_dir, tmp_p
     monkeypatch.setattr(cache_mod.tempfile, "mkdtemp", lambda **kw: (_ for _ in ()).throw(PermissionError(13, "Permission denied")))
     assert main(["prepare", "--data-dir", str(deap_dir), "--cache", str(cache), "--no-progress"]) == 2
     assert "Permission denied" in _only_error_line(capsys.readouterr().err)
+
+
+def test_output_closed_by_the_reader_is_not_a_traceback(deap_dir, tmp_path):
+    # `physiosync prepare ... | head -1`: the pipe closes while we still print. Real pipe, real process.
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-c", "import sys; from physiosync.cli import main; sys.exit(main(sys.argv[1:]))",
+           "prepare", "--dataset", "deap", "--data-dir", str(deap_dir), "--cache", str(tmp_path / "c")]
+    subprocess.run(cmd, check=True, capture_output=True)  # build the cache first (its summary is long)
+    # a large pipe write after the reader has gone: flood stdout by asking for the summary many times over
+    flood = ("import sys, builtins; from physiosync.cli import main\n"
+             "orig = builtins.print\n"
+             "builtins.print = lambda *a, **k: [orig(*a, **k) for _ in range(2000)]\n"
+             "sys.exit(main(sys.argv[1:]))")
+    p = subprocess.Popen([sys.executable, "-c", flood, *cmd[3:]], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.readline()
+    p.stdout.close()  # the reader goes away
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=120) == 141, err
+    assert "Traceback" not in err and "BrokenPipeError" not in err
