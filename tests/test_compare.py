@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from physiosync.baselines import compare
-from physiosync.config import deep_merge, load_config, validate_config
+from physiosync.config import deep_merge, load_config, load_dataset_facts, validate_config
 from physiosync.errors import ConfigError
 from physiosync.protocols import load_folds
 from physiosync.report import prediction_path, read_predictions
@@ -70,6 +70,42 @@ def test_table_has_one_line_per_row_and_label_with_documented_columns(mixed_run)
     # the majority row is the majority baseline of every row (same folds, same training labels)
     for (row, label), x in by.items():
         assert x["majority_accuracy_mean"] == pytest.approx(by[("majority", label)]["accuracy_mean"]), row
+
+
+def test_comparison_shows_each_rows_permutation_chance_beside_the_majority(mixed_run) -> None:
+    cfg, doc = mixed_run
+    cdir = compare.compare_dir_of(cfg)
+    saved = json.loads((cdir / "comparison.json").read_text())
+    md = (cdir / "comparison.md").read_text()
+    lines = [line for line in md.splitlines() if line.startswith("| ")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    assert header.index("permutation chance") == header.index("majority baseline") + 1
+    cells = {(r[0], r[1]): dict(zip(header, r, strict=True))
+             for r in ([c.strip() for c in line.strip("|").split("|")] for line in lines[1:]) if len(r) == len(header)}
+    with open(cdir / "comparison.csv", newline="") as fh:
+        csv_lines = {(x["row"], x["label"]): x for x in csv.DictReader(fh)}
+    for row in ("majority", "de-logreg", "physiosync", "short-only"):
+        for label in ("arousal", "valence"):
+            ch = saved["results"][row]["labels"][label]["chance"]
+            assert ch["seed"] == cfg.seed and ch["n_permutations"] == 200
+            assert cells[(row, label)]["permutation chance"] == (
+                f"{100 * ch['chance_mean']:.1f} ± {100 * ch['chance_std']:.1f}")
+            assert cells[(row, label)]["p (perm.)"] == f"{ch['p_value']:.3g}"
+            assert float(csv_lines[(row, label)]["chance_mean"]) == pytest.approx(ch["chance_mean"])
+            assert float(csv_lines[(row, label)]["chance_p"]) == pytest.approx(ch["p_value"])
+    # computed as the run report computes it: the physiosync row's own results.json has the same numbers
+    own = json.loads((cdir / "rows" / "physiosync" / "results.json").read_text())
+    for label in ("arousal", "valence"):
+        a, b = own["labels"][label]["chance"], saved["results"]["physiosync"]["labels"][label]["chance"]
+        assert a == b
+    assert "*Permutation chance*: accuracy of the row's own test predictions (all folds pooled)" in md
+    # the plot: one legend outside the panels naming each colour once, the chance marker and the baseline
+    fig = compare.comparison_figure(doc)
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["baseline", "physiosync", "ablation", "permutation chance", "majority baseline"]
+    for ax in fig.axes:
+        assert ax.get_legend() is None and ax.get_ylabel() == "accuracy (%)" and ax.get_xlabel() == "row"
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["majority", "de-logreg", "physiosync", "short-only"]
 
 
 def test_every_row_uses_the_comparisons_folds(mixed_run) -> None:
@@ -194,3 +230,98 @@ def test_single_resolution_skips_short_and_long_only(signal_data: Path, tmp_path
     for row in ("short-only", "long-only"):
         assert doc["rows"][row]["status"] == "skipped" and "single resolution" in doc["rows"][row]["note"]
     assert "single resolution" in (compare.compare_dir_of(cfg) / "comparison.md").read_text()
+
+
+# ------------------------------------------------------------------ dataset defaults, resolved once (issue 8 §2)
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+RESOLVED_ROWS = ["majority", "de-logreg", "physiosync"]
+
+
+@pytest.fixture(scope="module", params=["deap", "dreamer"])
+def cli_compare(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The issue's command (shipped `<dataset>-stimulus.yaml`, smoke preset, three rows) through the CLI, on
+    3 synthetic subjects x 4 trials; one fold of two, one pre-training step and one fine-tuning epoch keep
+    it to seconds."""
+    from physiosync.cli import main
+    from physiosync.synth import write_synthetic_dreamer
+
+    dataset = request.param
+    root = tmp_path_factory.mktemp(f"cli-{dataset}")
+    if dataset == "deap":
+        data = root / "data"
+        write_synthetic_deap(data, n_subjects=3, n_trials=4, seed=1, effect=1.0)
+    else:
+        data = write_synthetic_dreamer(root / "d" / "DREAMER.mat", n_subjects=3, n_trials=4, seed=1, effect=1.0,
+                                       clip_seconds=(62.0, 66.0))
+    argv = ["compare", str(CONFIGS / f"{dataset}-stimulus.yaml"), "--preset", "smoke", "--quiet",
+            "--only", ",".join(RESOLVED_ROWS)]
+    for s in (f"dataset.data_dir={data}", f"cache_dir={root / 'cache'}", f"runs_dir={root / 'runs'}",
+              "dataset.origin=synthetic", "finetune.epochs=1", "pretrain.steps_per_epoch=1", "protocol.n_folds=2",
+              "protocol.folds=[0]"):
+        argv += ["--set", s]
+    rc = main(argv)
+    cdir = root / "runs" / f"{dataset}-stimulus-compare"
+    return {"dataset": dataset, "argv": argv, "rc": rc, "dir": cdir, "main": main}
+
+
+def _doc(cdir: Path) -> dict:
+    return json.loads((cdir / "comparison.json").read_text())
+
+
+def test_compare_rows_run_on_the_dataset_default_windows_and_the_same_folds(cli_compare: dict) -> None:
+    from physiosync.cache import open_cache
+
+    assert cli_compare["rc"] == 0
+    cdir, dataset = cli_compare["dir"], cli_compare["dataset"]
+    doc = _doc(cdir)
+    want_res = [1.0, 5.0] if dataset == "deap" else [1.0]  # DREAMER: the authors' code has no 5 s branch
+    assert doc["meta"]["resolutions"] == want_res and doc["meta"]["window_s"] == max(want_res)
+    assert all(doc["rows"][r]["status"] == "ran" for r in RESOLVED_ROWS)
+    cache = open_cache(Path(load_config(cdir / "config.yaml").cache_dir) / f"{dataset}-{doc['meta']['cache_hash'][:12]}")
+    table = cache.windows(max(want_res))
+    folds = load_folds(cdir / "folds.json", cache.hash)
+    test = table.select(folds[0].test)
+    for row in RESOLVED_ROWS:  # baselines and PhysioSync: the same test windows, at the same window length
+        p = read_predictions(prediction_path(cdir / "rows" / row, 0, "arousal"))
+        assert np.array_equal(np.stack([p["subject"], p["trial"], p["window"]]),
+                              np.stack([test.subject, test.trial, test.window])), row
+    assert int(test.window.max()) == cache.n_windows(max(want_res)) - 1  # windows of that length, not longer
+    row_folds = json.loads((cdir / "rows" / "physiosync" / "folds.json").read_text())
+    assert row_folds["meta"]["window_s"] == max(want_res) and row_folds["meta"]["pretrain_window_s"] == want_res
+    for a, b in zip(load_folds(cdir / "rows" / "physiosync" / "folds.json", cache.hash), folds, strict=True):
+        assert all(np.array_equal(getattr(a, part), getattr(b, part)) for part in ("train", "val", "test"))
+        assert a.pretrain_keys() == b.pretrain_keys()
+    pre = sorted(p.name.split("-")[0] for p in (cdir / "pretrain").iterdir())
+    assert pre == [f"{w:g}s" for w in want_res]
+
+
+def test_compare_saves_resolved_configs(cli_compare: dict) -> None:
+    cdir = cli_compare["dir"]
+    facts = load_dataset_facts(cli_compare["dataset"])
+    for path in (cdir / "config.yaml", cdir / "rows" / "physiosync" / "config.yaml"):
+        saved = load_config(path)  # loading does not resolve: what is read is what was saved
+        assert saved.model.resolutions == [float(w) for w in facts["default_resolutions"]], path
+        assert saved.preprocess.peripheral_norm == facts["peripheral_norm"], path
+        assert saved.preprocess.thresholds == {k: float(v) for k, v in facts["thresholds"].items()}, path
+
+
+def test_rerunning_the_identical_compare_command_resumes(cli_compare: dict) -> None:
+    main, argv, cdir = cli_compare["main"], cli_compare["argv"], cli_compare["dir"]
+    results = {r: cdir / "rows" / r / "results.json" for r in RESOLVED_ROWS}
+    mtimes = {r: p.stat().st_mtime_ns for r, p in results.items()}
+    assert main(argv) == 0
+    assert all(_doc(cdir)["rows"][r]["status"] == "resumed" for r in RESOLVED_ROWS)
+    assert {r: p.stat().st_mtime_ns for r, p in results.items()} == mtimes
+    # an unfinished PhysioSync row (killed before its results.json) resumes through the pipeline's own
+    # checkpoints: its saved config must equal the one built again, and nothing finished is trained again
+    done = sorted((cdir / "rows" / "physiosync" / "finetune").glob("*/fold*/done.json"))
+    encoders = sorted((cdir / "pretrain").glob("*/encoders.pt"))
+    stamps = [p.stat().st_mtime_ns for p in done + encoders]
+    assert done and encoders
+    results["physiosync"].unlink()
+    assert main(argv) == 0
+    rows = _doc(cdir)["rows"]
+    assert rows["physiosync"]["status"] == "ran" and rows["majority"]["status"] == "resumed"
+    assert results["physiosync"].is_file()
+    assert [p.stat().st_mtime_ns for p in done + encoders] == stamps

@@ -160,7 +160,7 @@ def test_corrupt_mat_file_names_the_file(deap_dirs: dict[str, Path], tmp_path: P
         ("labels", np.full((3, 4), 5.0), "labels", "(3, 4)"),
         ("labels", np.full((2, 3), 5.0), "labels", "(2, 3)"),
         ("labels", np.full((2, 4), 12.0), "labels", "12.0"),
-        ("data", np.array(["x"]), "data", "<U1"),
+        ("data", np.array(["x"]), "pickle", "'U1'"),  # text dtypes never reach numpy's __setstate__
         ("data", None, "data", "missing"),
     ],
 )
@@ -208,3 +208,136 @@ def test_reads_shared_parity_fixture() -> None:
     np.testing.assert_array_equal(recs[0].ratings["valence"], [5.0, 7.2])
     np.testing.assert_array_equal(recs[1].ratings["arousal"], [5.0, 6.0])
     assert recs[0].trials[0].signal["eeg"].shape == (32, 7680)
+
+
+# ------------------------------------------------------------------------- issue 8 §4: hostile and garbage
+
+
+class _Reduce:
+    def __init__(self, fn: object, args: tuple) -> None:
+        self.fn, self.args = fn, args
+
+    def __reduce__(self) -> tuple:
+        return self.fn, self.args
+
+
+def test_ndarray_called_directly_is_refused(tmp_path: Path) -> None:
+    # numpy.ndarray(shape) in a pickle allocates an array without data: uninitialised memory as "signals"
+    payload = pickle.dumps({"data": _Reduce(np.ndarray, ((2, 40, 8064),)), "labels": _Reduce(np.ndarray, ((2, 4),))},
+                           protocol=2)
+    assert len(payload) < 400  # the issue's file was 345 bytes
+    (tmp_path / "s02.dat").write_bytes(payload)
+    with pytest.raises(DataFormatError, match="refused direct call of numpy.ndarray") as e:
+        list(read_deap(tmp_path))
+    assert e.value.field == "pickle" and e.value.path.name == "s02.dat"
+    # the same through _reconstruct with a real shape and no BUILD (state never set)
+    rec = np._core.multiarray._reconstruct
+    (tmp_path / "s02.dat").write_bytes(pickle.dumps({"data": _Reduce(rec, (np.ndarray, (2, 40, 8064), b"b"))}, protocol=2))
+    with pytest.raises(DataFormatError, match="shape other than"):
+        load_pickle(tmp_path / "s02.dat")
+
+
+@pytest.mark.parametrize("protocol", [0, 1, 2, 3, 4, 5])
+def test_real_array_pickles_still_load_at_every_protocol(tmp_path: Path, protocol: int) -> None:
+    arrays = {"c": np.arange(12.0).reshape(3, 4), "f": np.asfortranarray(np.arange(12.0).reshape(3, 4)),
+              "half": np.arange(3, dtype=np.float16), "int": np.arange(5, dtype=np.int32), "empty": np.zeros((2, 0)),
+              "bool": np.ones(2, bool), "scalar": np.float64(2.5)}
+    (tmp_path / "x.dat").write_bytes(pickle.dumps(arrays, protocol=protocol))
+    got = load_pickle(tmp_path / "x.dat")
+    for k, v in arrays.items():
+        np.testing.assert_array_equal(got[k], v)
+        assert got[k].dtype == v.dtype
+
+
+def test_non_numeric_dtype_is_refused_before_numpy_sees_its_state(tmp_path: Path) -> None:
+    # numpy's dtype __setstate__ can crash the interpreter on a crafted state for these types
+    for bad in (np.zeros(2, "m8[s]"), np.zeros(2, "S4"), np.zeros(2, object)):
+        (tmp_path / "x.dat").write_bytes(pickle.dumps({"data": bad}, protocol=4))
+        with pytest.raises(DataFormatError, match="refused numpy dtype"):
+            load_pickle(tmp_path / "x.dat")
+
+
+@pytest.mark.parametrize(("value", "found"), [(1.7e308, "1.7e+308"), (-1e101, "-1e+101"), (np.nan, "NaN/Inf")])
+def test_huge_values_name_subject_trial_channel(tmp_path: Path, value: float, found: str) -> None:
+    arrays = _good_arrays()
+    arrays["data"] += 1.0
+    arrays["data"][1, 36, 4000] = value
+    _write_pickle(tmp_path / "s03.dat", arrays)
+    with pytest.raises(DataFormatError) as e:
+        list(read_deap(tmp_path))
+    assert e.value.field == "data"
+    assert f"{found} in subject s03 trial 1 channel 36" in str(e.value) and "1e+100" in str(e.value)
+
+
+@pytest.mark.parametrize("bad", [lambda x: x + 1j, lambda x: x > 0, lambda x: x.astype(np.int64).astype("m8[ms]")])
+def test_complex_bool_timedelta_data_rejected(tmp_path: Path, bad) -> None:
+    arrays = _good_arrays()
+    arrays["data"] = bad(arrays["data"][:, :, :10])  # dtype is checked before the shape
+    _write_pickle(tmp_path / "s01.dat", arrays)
+    with pytest.raises(DataFormatError) as e:
+        list(read_deap(tmp_path))
+    assert e.value.field in ("data", "pickle")
+
+
+def test_matlab_logical_data_rejected(tmp_path: Path) -> None:
+    import scipy.io
+
+    scipy.io.savemat(tmp_path / "s01.mat", {"data": np.zeros((2, 40, 8064), bool), "labels": np.full((2, 4), 5.0)})
+    with pytest.raises(DataFormatError, match="logical") as e:
+        list(read_deap(tmp_path))
+    assert e.value.field == "data"
+
+
+def test_mixed_type_keys_give_a_bounded_message(tmp_path: Path) -> None:
+    _write_pickle(tmp_path / "s01.dat", {1: 0, "labels": 0, (2, 3): 0, None: 1, **{f"k{i}" * 40: i for i in range(50)}})
+    with pytest.raises(DataFormatError) as e:
+        list(read_deap(tmp_path))
+    assert e.value.field == "data" and "'labels'" in str(e.value) and "(54 keys)" in str(e.value)
+    assert len(str(e.value)) < 400 + len(str(tmp_path))
+
+
+@pytest.mark.parametrize("name", ["s0.dat", "s00.dat"])
+def test_subject_number_zero_is_an_error(deap_dirs: dict[str, Path], tmp_path: Path, name: str) -> None:
+    shutil.copy(deap_dirs["python"] / "s01.dat", tmp_path / name)
+    with pytest.raises(DataFormatError) as e:
+        list_deap_subjects(tmp_path)
+    assert e.value.field == "subject id" and e.value.path.name == name
+
+
+@pytest.mark.parametrize("kind", ["dangling", "loop"])
+def test_broken_symlink_named_like_a_subject_is_an_error(deap_dirs: dict[str, Path], tmp_path: Path, kind: str) -> None:
+    shutil.copy(deap_dirs["python"] / "s01.dat", tmp_path / "s01.dat")
+    link = tmp_path / "s02.dat"
+    link.symlink_to(tmp_path / "gone.dat" if kind == "dangling" else link)
+    with pytest.raises(DataFormatError, match="broken symbolic link") as e:
+        list_deap_subjects(tmp_path)
+    assert e.value.path == link
+
+
+def test_unreadable_data_dir_is_an_error(deap_dirs: dict[str, Path], tmp_path: Path, monkeypatch) -> None:
+    # Root can list any directory, so a chmod 000 cannot be tested here: the listing's error is simulated.
+    data = tmp_path / "deap"
+    shutil.copytree(deap_dirs["python"], data)
+    real = Path.iterdir
+
+    def iterdir(self: Path):
+        if self == data:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    with pytest.raises(DataFormatError, match="Permission denied") as e:
+        list_deap_subjects(data)
+    assert e.value.field == "data_dir" and e.value.path == data
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any directory")
+def test_unreadable_data_dir_chmod(deap_dirs: dict[str, Path], tmp_path: Path) -> None:
+    data = tmp_path / "deap"
+    shutil.copytree(deap_dirs["python"], data)
+    data.chmod(0)
+    try:
+        with pytest.raises(DataFormatError, match="unreadable"):
+            list_deap_subjects(data)
+    finally:
+        data.chmod(0o755)

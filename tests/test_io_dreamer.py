@@ -123,3 +123,29 @@ def test_wrong_variable_truncated_and_missing_files(mat_path: Path, tmp_path: Pa
     assert e.value.path == cut
     with pytest.raises(DataFormatError, match="no such file"):
         read_dreamer(tmp_path / "absent.mat")
+
+
+# ------------------------------------------------------------------------- issue 8 §4: counts and dtypes
+
+
+@pytest.mark.parametrize("field", ["noOfSubjects", "noOfVideoSequences"])
+@pytest.mark.parametrize("value", [np.nan, np.inf, 2.5, 0.0, 2.0 + 0j])
+def test_counts_must_be_positive_integers(struct: dict, tmp_path: Path, field: str, value) -> None:
+    path = tmp_path / "DREAMER.mat"
+    scipy.io.savemat(path, {"DREAMER": _damage(struct, lambda d: d.update({field: value}))})
+    with pytest.raises(DataFormatError) as e:
+        list_dreamer_subjects(path)
+    assert e.value.field == f"DREAMER.{field}" and e.value.path == path
+
+
+@pytest.mark.parametrize(("change", "found"), [(lambda x: x + 1j, "complex128"), (lambda x: x > 0, "bool"),
+                                               (lambda x: x * 1e200, "in channel")])
+def test_complex_logical_and_huge_signals_rejected(struct: dict, tmp_path: Path, change, found: str) -> None:
+    def damage(d: dict) -> None:
+        _set_cell(_subj(d)["ECG"]["stimuli"], 1, change(_subj(d)["ECG"]["stimuli"][1, 0]))
+
+    path = tmp_path / "DREAMER.mat"
+    scipy.io.savemat(path, {"DREAMER": _damage(struct, damage)})
+    with pytest.raises(DataFormatError) as e:
+        list(read_dreamer(path))
+    assert e.value.field == "DREAMER.Data{2}.ECG.stimuli{2}" and found in str(e.value.found)

@@ -148,8 +148,28 @@ def test_interrupted_run_resumes_to_identical_metrics(deap_dir: Path, cache_dir:
 def test_changed_config_in_existing_run_dir_is_refused(deap_dir: Path, cache_dir: Path, tmp_path: Path) -> None:
     run_pipeline(smoke_cfg(deap_dir, cache_dir, tmp_path, "name=x", "protocol.folds=[0]"), stages=("pretrain",),
                  progress=False)
-    with pytest.raises(ConfigError, match="different configuration"):
+    with pytest.raises(ConfigError, match="different configuration") as err:
         run_pipeline(smoke_cfg(deap_dir, cache_dir, tmp_path, "name=x", "finetune.lr=0.5"), progress=False)
+    assert "finetune.lr: 0.001 there, 0.5 now" in str(err.value)  # says what differs, not only that it does
+    assert str(tmp_path / "x") in str(err.value) and "--set name=" in str(err.value)
+
+
+def test_stale_folds_error_says_what_differs_and_what_to_do(deap_dir: Path, cache_dir: Path, tmp_path: Path) -> None:
+    """folds.json is made by the pipeline, never by the user: when it no longer fits (other data), the error
+    must say so and name the run directory, not ask the user to rebuild a file they never made."""
+    from physiosync.errors import DataFormatError
+
+    cfg = smoke_cfg(deap_dir, cache_dir, tmp_path, "name=stale")
+    run_pipeline(cfg, stages=(), progress=False)  # prepare + folds only
+    path = tmp_path / "stale" / "folds.json"
+    doc = json.loads(path.read_text())
+    doc["cache_hash"] = "0" * 64  # as if the input files had changed since the folds were drawn
+    path.write_text(json.dumps(doc))
+    with pytest.raises(DataFormatError) as err:
+        run_pipeline(cfg, stages=(), progress=False)
+    msg = str(err.value)
+    assert str(path) in msg and "cache_hash" in msg and "other data" in msg
+    assert str(tmp_path / "stale") in msg and "--set name=" in msg and "rebuild" not in msg
 
 
 def test_missing_data_dir_is_a_clear_error(tmp_path: Path) -> None:
@@ -206,8 +226,34 @@ def test_dreamer_runs_end_to_end_with_its_defaults(tmp_path: Path) -> None:
         f"runs_dir={tmp_path / 'runs'}", "protocol.folds=[0]", "labels=[valence, four]"])
     res = run_pipeline(cfg, progress=False)
     run = tmp_path / "runs" / "run"
-    saved = load_config(run / "config.yaml")
+    saved = load_config(run / "config.yaml")  # loading does not resolve: this is what the run saved
     assert saved.model.resolutions == [1.0]
+    assert saved.preprocess.peripheral_norm == "trial"  # DREAMER's facts, not DEAP's "subject"
+    assert saved.preprocess.thresholds == {"valence": 3.0, "arousal": 3.0}
     assert res["protocol"]["n_folds"] == 1 and set(res["labels"]) == {"valence", "four"}
     assert sorted(p.name.split("-")[0] for p in run.glob("pretrain/*")) == ["1s"]
     assert (run / "report.md").is_file()
+    # the identical command again (config rebuilt, unresolved) resumes: nothing finished is trained again
+    done = sorted(run.glob("finetune/*/fold*/done.json")) + sorted(run.glob("pretrain/*/encoders.pt"))
+    stamps = [p.stat().st_mtime_ns for p in done]
+    again = run_pipeline(load_config(preset="smoke", overrides=[
+        "dataset.name=dreamer", f"dataset.data_dir={mat}", f"cache_dir={tmp_path / 'cache'}",
+        f"runs_dir={tmp_path / 'runs'}", "protocol.folds=[0]", "labels=[valence, four]"]), progress=False)
+    assert [p.stat().st_mtime_ns for p in done] == stamps and len(done) == 3
+    assert again["labels"]["valence"]["summary"] == res["labels"]["valence"]["summary"]
+
+
+def test_loso_with_too_few_subjects_for_group_pairing_is_a_config_error(tmp_path: Path, capsys) -> None:
+    # 3 subjects under LOSO: 2 training subjects, one of them held out for validation -> 1 left, and group
+    # pairing needs two halves. A clear error before any training, not a ValueError from the sampler.
+    d = tmp_path / "deap3"
+    write_synthetic_deap(d, n_subjects=3, n_trials=4, seed=0, effect=1.0)
+    args = ["run", "--preset", "smoke", "--quiet", "--set", f"dataset.data_dir={d}", "--set",
+            f"cache_dir={tmp_path / 'c'}", "--set", f"runs_dir={tmp_path / 'r'}", "--set", "protocol.name=loso"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "protocol 'loso', fold 0: 1 pre-training subject" in err and "pretrain.pairing" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not list((tmp_path / "r").glob("*/pretrain/*/encoders.pt"))
+    # the suggested way out works: pairs of augmented views need no second subject
+    assert main([*args, "--set", "pretrain.pairing=augviews", "--set", "labels=[arousal]", "--set", "name=aug"]) == 0

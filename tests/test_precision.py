@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from test_batches import make_cache
-from test_training import SPLIT, make_fold, tiny_cfg
+from test_training import SPLIT, losses, make_fold, tiny_cfg
 
 import physiosync.runtime as runtime
 from physiosync.checkpoint import load_checkpoint
@@ -167,7 +167,6 @@ def test_a_few_pretraining_steps_in_bf16_and_fp32_give_close_losses(cache, tmp_p
                           "cpu", tmp_path / "fp32", progress=False)
     bf16 = pretrain_split(cache, SPLIT, 1.0, tiny_cfg(0, epochs=2).model_copy(update={"precision": "bf16"}),
                           "cpu", tmp_path / "bf16", progress=False)
-    assert load_checkpoint(tmp_path / "bf16" / "checkpoint.pt")["precision"] == "bf16"
     for a, b in zip(fp32["history"], bf16["history"], strict=True):
         for part in ("train", "val"):
             la, lb = a[part]["loss"], b[part]["loss"]
@@ -197,16 +196,18 @@ def test_finetune_bf16_gives_probabilities_close_to_fp32(cache, tmp_path):
     assert 0 < diff < 0.05, diff
 
 
-def test_resumed_checkpoint_keeps_its_precision(cache, tmp_path, monkeypatch):
+def test_resumed_checkpoint_keeps_its_precision(cache, tmp_path):
     bf16 = tiny_cfg(0, epochs=2).model_copy(update={"precision": "bf16"})
-    pretrain_split(cache, SPLIT, 1.0, bf16, "cpu", tmp_path, progress=False, max_epochs_this_call=1)
+    full = pretrain_split(cache, SPLIT, 1.0, bf16, "cpu", tmp_path / "full", progress=False)
+    pretrain_split(cache, SPLIT, 1.0, bf16, "cpu", tmp_path / "cut", progress=False, max_epochs_this_call=1)
+    assert load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["precision"] == "bf16"
     auto = tiny_cfg(0, epochs=2)  # precision auto; conftest makes this machine resolve it to fp32
-    res = pretrain_split(cache, SPLIT, 1.0, auto, "cpu", tmp_path, progress=False)
-    assert res["finished"] and load_checkpoint(tmp_path / "checkpoint.pt")["precision"] == "bf16"
-    other = make_cache(tmp_path / "c2")
-    pretrain_split(other, SPLIT, 1.0, bf16, "cpu", tmp_path / "x", progress=False, max_epochs_this_call=1)
+    resumed = pretrain_split(cache, SPLIT, 1.0, auto, "cpu", tmp_path / "cut", progress=False)
+    # continued in bf16: exactly the uninterrupted bf16 run (an fp32 second epoch would differ)
+    assert resumed["finished"] and losses(resumed["history"]) == losses(full["history"])
+    pretrain_split(cache, SPLIT, 1.0, bf16, "cpu", tmp_path / "x", progress=False, max_epochs_this_call=1)
     with pytest.raises(DataFormatError, match="precision"):
-        pretrain_split(other, SPLIT, 1.0, bf16.model_copy(update={"precision": "fp32"}), "cpu", tmp_path / "x",
+        pretrain_split(cache, SPLIT, 1.0, bf16.model_copy(update={"precision": "fp32"}), "cpu", tmp_path / "x",
                        progress=False)
 
 

@@ -7,6 +7,7 @@ from physiosync.config import load_config
 from physiosync.errors import DataFormatError
 from physiosync.preprocess import (
     N_SAMPLES,
+    check_prepared,
     make_baseline_template,
     make_running_templates,
     normalize_over_time,
@@ -277,3 +278,38 @@ def test_dreamer_short_clip_is_data_format_error():
     with pytest.raises(DataFormatError) as e:
         preprocess_recording(rec, plan_for("dreamer"))
     assert "DREAMER.mat" in str(e.value) and "7680" in str(e.value)
+    assert e.value.field == "DREAMER.Data{1}.EEG.stimuli{1}" and "subject s01 clip 1" in str(e.value)
+
+
+def test_gsr_beyond_float32_with_no_normalisation_is_an_error():
+    # 1e39 is a finite float64 but Inf once stored as float32; peripheral_norm=none keeps the raw units
+    rec = make_deap_recording(np.random.default_rng(3))
+    for trial in rec.trials:
+        for part in (trial.baseline, trial.signal):
+            part["gsr"] = part["gsr"] * 1e39
+    with pytest.raises(DataFormatError) as e:
+        preprocess_recording(rec, plan_for("deap", "preprocess.peripheral_norm=none"))
+    assert e.value.field == "trial 0 signal['gsr']"
+    assert "Inf" in str(e.value) and "subject s01 trial 0 (gsr)" in str(e.value)
+    out = preprocess_recording(rec, plan_for("deap"))  # z-scored per subject, the same input is fine
+    assert np.isfinite(out.signals["gsr"]).all()
+
+
+@pytest.mark.parametrize(("mod", "trial"), [("eeg", 0), ("gsr", 1)])
+def test_a_trial_without_signal_is_an_error(mod: str, trial: int):
+    rec = make_deap_recording(np.random.default_rng(4))
+    for part in (rec.trials[trial].baseline, rec.trials[trial].signal):
+        part[mod] = np.full_like(part[mod], 7.0)  # flat: nothing left after baseline removal
+    with pytest.raises(DataFormatError) as e:
+        preprocess_recording(rec, plan_for("deap", "preprocess.peripheral_norm=none"))
+    assert e.value.field == f"trial {trial} signal[{mod!r}]" and "constant 0" in str(e.value)
+    assert f"subject s01 trial {trial} ({mod})" in str(e.value)
+
+
+def test_check_prepared_changes_nothing_on_valid_data():
+    rec = make_deap_recording(np.random.default_rng(5))
+    out = preprocess_recording(rec, plan_for("deap"))
+    before = {k: v.copy() for k, v in out.signals.items()}
+    check_prepared(rec, out.signals)
+    for k, v in before.items():
+        assert np.array_equal(out.signals[k], v)

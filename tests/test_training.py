@@ -85,8 +85,8 @@ def test_pretrain_resume_after_interruption_equals_uninterrupted(cache, tmp_path
 
 
 def test_saved_encoders_are_the_trained_ones_and_load_into_finetuning(cache, tmp_path):
-    res = pretrain_split(cache, SPLIT, 1.0, tiny_cfg(0), "cpu", tmp_path, progress=False)
-    trained = load_checkpoint(tmp_path / "checkpoint.pt")["model"]
+    res = pretrain_split(cache, SPLIT, 1.0, tiny_cfg(0), "cpu", tmp_path, progress=False, keep_checkpoint=True)
+    trained = load_checkpoint(tmp_path / "checkpoint.pt")["model"]  # the last epoch's weights
     states = load_encoder_states([res["encoders_path"]])
     assert set(states) == {("eeg", 1.0), ("gsr", 1.0)}
     for (mod, _), sd in states.items():
@@ -172,6 +172,20 @@ def test_resume_refuses_a_checkpoint_made_on_other_data(cache, tmp_path):
     other = make_cache(tmp_path / "other", seed=1)  # different content hash
     with pytest.raises(DataFormatError, match="cache_hash"):
         pretrain_split(other, SPLIT, 1.0, cfg, "cpu", tmp_path, progress=False)
+
+
+def test_pretrain_resume_ignores_finetuning_only_model_keys(cache, tmp_path):
+    # compare rows that differ only in the classifier share one pre-training, so one row must be able to
+    # resume what another row started; a key that shapes the encoders must still be refused.
+    cfg = tiny_cfg(0, epochs=2)
+    pretrain_split(cache, SPLIT, 1.0, cfg, "cpu", tmp_path, progress=False, max_epochs_this_call=1)
+    other_head = cfg.model_copy(update={"model": cfg.model.model_copy(
+        update={"fusion": "eeg-only", "confidence_weighting": False, "classifier_hidden": [8]})})
+    assert pretrain_split(cache, SPLIT, 1.0, other_head, "cpu", tmp_path, progress=False)["finished"]
+    pretrain_split(cache, SPLIT, 1.0, cfg, "cpu", tmp_path / "b", progress=False, max_epochs_this_call=1)
+    deeper = cfg.model_copy(update={"model": cfg.model.model_copy(update={"depth": cfg.model.depth + 1})})
+    with pytest.raises(DataFormatError, match="config.model"):
+        pretrain_split(cache, SPLIT, 1.0, deeper, "cpu", tmp_path / "b", progress=False)
 
 
 def test_finetune_bf16_gives_probabilities(cache, tmp_path):

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from physiosync.atomic import TEMP_SUFFIX, clean_stale_temps, temp_prefix
 from physiosync.config import RunConfig
 from physiosync.contract import DataContract
 from physiosync.datasets import prepared_contract
@@ -143,11 +144,15 @@ class WindowCache:
 def hash_file(path: str | Path) -> str:
     """sha256 of a file's bytes, read in large blocks."""
     h = hashlib.sha256()
-    with open(path, "rb", buffering=0) as fh:
-        buf = bytearray(_HASH_BLOCK)
-        view = memoryview(buf)
-        while n := fh.readinto(buf):
-            h.update(view[:n])
+    try:
+        with open(path, "rb", buffering=0) as fh:
+            buf = bytearray(_HASH_BLOCK)
+            view = memoryview(buf)
+            while n := fh.readinto(buf):
+                h.update(view[:n])
+    except OSError as e:
+        raise DataFormatError(path, "<file>", f"unreadable ({e.strerror or type(e).__name__})",
+                              "a readable input file") from None
     return h.hexdigest()
 
 
@@ -216,9 +221,15 @@ def compute_cache_hash(
 
 def _resolve_dreamer_file(data_dir: Path) -> Path:
     """``DREAMER.mat`` itself, or a directory containing it."""
-    if data_dir.is_dir():
+    try:
+        is_dir = data_dir.is_dir()
         candidate = data_dir / "DREAMER.mat"
-        if not candidate.is_file():
+        has_file = is_dir and candidate.is_file()
+    except OSError as e:
+        raise DataFormatError(data_dir, "data_dir", f"unreadable ({e.strerror or type(e).__name__})",
+                              "DREAMER.mat or its folder, readable by this user") from None
+    if is_dir:
+        if not has_file:
             raise DataFormatError(data_dir, "data_dir", "a directory without DREAMER.mat", "DREAMER.mat or its folder")
         return candidate
     return data_dir
@@ -379,6 +390,41 @@ def _write_subjects(
     return shapes, meta, n_trials
 
 
+def check_cache_dir(cache_dir: Path) -> None:
+    """Fail fast, before any input is read, when the cache root cannot be a writable directory.
+
+    ``cache_dir`` must be a directory this user may write and enter, or not exist yet below one (it is
+    then created). ``os.access`` answers for the real user; root passes it everywhere except read-only
+    file systems, and the creation of the build directory is still guarded (see :func:`build_cache`).
+
+    Raises:
+        DataFormatError: naming ``cache_dir`` (a file, or not writable).
+    """
+    probe = cache_dir
+    try:
+        while not probe.exists():
+            if probe.is_symlink():
+                raise DataFormatError(cache_dir, "cache_dir", f"{probe} is a broken symbolic link", "a directory")
+            if probe.parent == probe:
+                break
+            probe = probe.parent
+        if probe.exists() and not probe.is_dir():
+            found = "a file" if probe == cache_dir else f"a path below the file {probe}"
+            raise DataFormatError(cache_dir, "cache_dir", found, "a directory (created if missing)")
+        if probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
+            raise DataFormatError(cache_dir, "cache_dir", f"{probe} is not writable by this user",
+                                  "a writable directory")
+    except OSError as e:
+        raise DataFormatError(cache_dir, "cache_dir", f"inaccessible ({e.strerror or type(e).__name__})",
+                              "a writable directory") from None
+
+
+def _cache_write_error(cache_dir: Path, e: OSError) -> DataFormatError:
+    where = f" {e.filename}" if e.filename else ""
+    return DataFormatError(cache_dir, "cache_dir", f"cannot write{where} ({e.strerror or type(e).__name__})",
+                           "a writable directory with free space")
+
+
 def build_cache(cfg: RunConfig, progress: bool = True) -> WindowCache:
     """Prepare ``cfg.dataset`` into ``cfg.cache_dir`` (or reuse a cache whose hash matches).
 
@@ -388,6 +434,8 @@ def build_cache(cfg: RunConfig, progress: bool = True) -> WindowCache:
     built (on real DEAP hashing costs about as much as preprocessing); the build happens in a hidden
     temporary directory that is renamed to ``<dataset>-<hash[:12]>`` once complete (the final name is
     only known at the end). Should the finished hash name a valid existing cache, that one is reused.
+    Temporary directories that killed builds left in ``cache_dir`` are removed first, stale ones only
+    (:func:`physiosync.atomic.clean_stale_temps`: a concurrent build's directory is kept).
 
     Raises:
         DataFormatError: any bad input file; no cache directory is left behind.
@@ -395,10 +443,12 @@ def build_cache(cfg: RunConfig, progress: bool = True) -> WindowCache:
     """
     dataset = cfg.dataset.name
     plan = resolve_plan(dataset, cfg.preprocess)
+    check_cache_dir(Path(cfg.cache_dir))
     listing = list_inputs(cfg)
     subjects = [sid for sid, _ in listing]
     files = list(dict.fromkeys(Path(f) for _, f in listing))  # DREAMER: one file for every subject
     cache_dir = Path(cfg.cache_dir)
+    clean_stale_temps(cache_dir)  # half-built caches of killed builds (atomic.py: which ones are stale)
     inputs = describe_inputs(files, cache_dir, dataset, hash_missing=False)
     todo = [e for e in inputs if e["sha256"] is None]
     if not todo:  # every digest known: the hash, and so a reusable cache, can be found before reading
@@ -408,8 +458,11 @@ def build_cache(cfg: RunConfig, progress: bool = True) -> WindowCache:
             return cache
 
     contract = prepared_contract(dataset)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dataset}-", suffix=".tmp", dir=cache_dir))
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(dataset), suffix=TEMP_SUFFIX, dir=cache_dir))
+    except OSError as e:
+        raise _cache_write_error(cache_dir, e) from None
     pool = ThreadPoolExecutor(max_workers=1)
     try:
         digests = [pool.submit(hash_file, e["file"]) for e in todo]
@@ -445,6 +498,8 @@ def build_cache(cfg: RunConfig, progress: bool = True) -> WindowCache:
         if path.exists():
             shutil.rmtree(path)  # not a valid cache (checked above): a damaged leftover
         os.replace(tmp, path)
+    except OSError as e:  # inputs' read errors are DataFormatErrors already: this is the cache side
+        raise _cache_write_error(cache_dir, e) from None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         if tmp.exists():

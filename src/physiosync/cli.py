@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from physiosync.errors import PhysioSyncError
@@ -70,6 +71,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"physiosync {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of our output went away (`physiosync prepare ... | head`): not an error of ours. Point
+        # stdout at /dev/null so the interpreter's final flush does not raise again, and exit like `yes | head`.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):  # stdout is not a real file (e.g. captured): nothing to flush
+            pass
+        return 141
 
 
 if __name__ == "__main__":

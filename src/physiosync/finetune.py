@@ -8,7 +8,9 @@ monitored on the fold's *validation* rows only — the test rows are touched onc
 (D26: no test-set epoch picking). The last-epoch model predicts the test rows in order.
 
 A checkpoint is written atomically after every epoch and a rerun resumes from it; a finished fold leaves
-``predictions.npz`` and a ``done.json`` marker and is skipped on the next run.
+``predictions.npz`` and then, last, a ``done.json`` marker, and is skipped on the next run. The checkpoint
+is deleted once the marker exists (``finetune.keep_checkpoint`` keeps it): ``evaluate`` and ``report``
+read only the predictions and the marker's history.
 """
 
 from __future__ import annotations
@@ -97,7 +99,7 @@ def finetune_fold(
     out_dir: str | Path,
     progress: bool = True,
     max_epochs_this_call: int | None = None,
-    keep_checkpoint: bool = False,
+    keep_checkpoint: bool | None = None,
 ) -> dict[str, Any]:
     """Fine-tune on ``fold.train`` rows, monitor on ``fold.val``, predict ``fold.test``.
 
@@ -112,7 +114,8 @@ def finetune_fold(
         out_dir: Directory for ``checkpoint.pt``, ``predictions.npz``, ``done.json``.
         progress: Show a per-epoch progress bar.
         max_epochs_this_call: Stop after this many epochs without predicting (resume test / sessions).
-        keep_checkpoint: Keep ``checkpoint.pt`` (weights + optimiser) after the fold is done.
+        keep_checkpoint: Keep ``checkpoint.pt`` (weights + optimiser) after the fold is done; ``None`` =
+            ``cfg.finetune.keep_checkpoint``.
 
     Returns:
         ``y_true``, ``y_pred`` (n,), ``proba`` (n, K), ``rows`` (n,) test row indices, ``history``,
@@ -123,7 +126,10 @@ def finetune_fold(
     device = as_device(device, cfg)
     out_dir = Path(out_dir)
     ckpt_path, pred_path, done_path = out_dir / CHECKPOINT_NAME, out_dir / PREDICTIONS_NAME, out_dir / DONE_NAME
+    keep = cfg.finetune.keep_checkpoint if keep_checkpoint is None else keep_checkpoint
     if done_path.is_file() and pred_path.is_file():
+        if not keep:
+            ckpt_path.unlink(missing_ok=True)  # left by a kill between the marker and the deletion
         return {**load_predictions(pred_path), "history": json.loads(done_path.read_text())["history"],
                 "finished": True, "skipped": True}
 
@@ -221,9 +227,9 @@ def finetune_fold(
     result = {"rows": test_rows, "y_true": labels[test_rows].astype(np.int64),
               "y_pred": proba.argmax(1).astype(np.int64), "proba": proba}
     save_predictions(pred_path, result)
-    write_text_atomic(done_path, json.dumps({"fold": int(fold.index), "label": label_name,
+    write_text_atomic(done_path, json.dumps({"fold": int(fold.index), "label": label_name,  # last: the marker
                                              "n_test": int(len(test_rows)), "history": history}, indent=1))
-    if not keep_checkpoint:
+    if not keep:
         ckpt_path.unlink(missing_ok=True)
     return {**result, "history": history, "finished": True, "skipped": False}
 

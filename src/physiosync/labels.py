@@ -15,18 +15,16 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from physiosync.config import PreprocessConfig, load_dataset_facts
+from physiosync.config import PreprocessConfig, resolve_preprocess
 
 HAHV, HALV, LAHV, LALV = 0, 1, 2, 3
 FOUR_CLASS_NAMES = ("HAHV", "HALV", "LAHV", "LALV")
 
 
 def resolve_thresholds(dataset: str, cfg: PreprocessConfig) -> dict[str, float]:
-    """Thresholds for ``valence`` and ``arousal``: the config's values over the dataset facts' defaults."""
-    thresholds = {k: float(v) for k, v in load_dataset_facts(dataset)["thresholds"].items()}
-    for k, v in (cfg.thresholds or {}).items():
-        thresholds[k] = float(v)
-    return thresholds
+    """Thresholds for ``valence`` and ``arousal``: the config's values over the dataset facts' defaults
+    (filled by :func:`physiosync.config.resolve_preprocess`, the one place that knows them)."""
+    return dict(resolve_preprocess(dataset, cfg).thresholds or {})
 
 
 def make_binary_labels(ratings: np.ndarray, threshold: float) -> np.ndarray:

@@ -5,14 +5,19 @@ A run lives in ``runs_dir/name/``::
     config.yaml                     resolved configuration (what produced everything below)
     folds.json                      the protocol's folds, bound to the cache hash
     pretrain/<w>s-<key>/            one pre-training per distinct (window length, pre-training split):
-        checkpoint.pt, encoders.pt    shared by every fold with that split and by every label dimension
-    finetune/<label>/fold<k>/       checkpoint.pt (while running), predictions.npz, done.json
+        checkpoint.pt (while running), history.json, encoders.pt (last: marks it finished); shared by
+        every fold with that split and by every label dimension
+    finetune/<label>/fold<k>/       checkpoint.pt (while running), predictions.npz, done.json (last)
     predictions/                    per fold and label CSV tables (subject, trial, window, truth, probabilities)
     report.md, results.json, results.csv, plots/
 
 Every stage is resumable: finished pre-trainings and folds are skipped, unfinished ones continue from their
 last per-epoch checkpoint, so re-running the same command after an interruption (even SIGKILL) completes
-the run with the same numbers as an uninterrupted one.
+the run with the same numbers as an uninterrupted one. Each stage writes its completion marker last
+(``encoders.pt``, ``done.json``), so a kill between two of its files is redone, never skipped. Resume
+checkpoints of finished stages are deleted (``pretrain.keep_checkpoint`` / ``finetune.keep_checkpoint``
+keep them), and temporary files that a killed process left in the run directory and the pre-training
+store are removed when the next run starts (stale ones only: :func:`physiosync.atomic.clean_stale_temps`).
 """
 
 from __future__ import annotations
@@ -28,14 +33,24 @@ from typing import Any
 import numpy as np
 
 from physiosync.atomic import write_json_atomic, write_text_atomic
-from physiosync.config import RunConfig, dump_config, load_config, read_yaml, validate_config
-from physiosync.errors import ConfigError
+from physiosync.config import (
+    RunConfig,
+    dump_config,
+    load_config,
+    read_yaml,
+    resolve_config,
+    validate_config,
+    window_problem,
+)
+from physiosync.errors import ConfigError, DataFormatError
 
 log = logging.getLogger("physiosync")
 
 STAGES = ("prepare", "folds", "pretrain", "finetune", "evaluate", "report")
-# keys that may differ between the saved config of a run and a resumed invocation
-_RUNTIME_KEYS = {("device",), ("n_threads",), ("protocol", "folds"), ("runs_dir",), ("pretrain_store",), ("preset",)}
+# keys that may differ between the saved config of a run and a resumed invocation (``dataset.origin`` only
+# says what the data are, for the report: correcting it must not invalidate a finished run)
+_RUNTIME_KEYS = {("device",), ("n_threads",), ("protocol", "folds"), ("runs_dir",), ("pretrain_store",), ("preset",),
+                 ("pretrain", "keep_checkpoint"), ("finetune", "keep_checkpoint"), ("dataset", "origin")}
 
 
 @dataclass
@@ -49,17 +64,6 @@ class RunContext:
     resolutions: tuple[float, ...] = ()
     folds: list[Any] | None = None
     device: Any = None
-
-
-def resolve_defaults(cfg: RunConfig) -> RunConfig:
-    """Fill dataset-dependent defaults (fused resolutions) so the saved config states what ran."""
-    from physiosync.config import load_dataset_facts
-
-    if cfg.model.resolutions is not None:
-        return cfg
-    cfg = cfg.model_copy(deep=True)
-    cfg.model.resolutions = [float(w) for w in load_dataset_facts(cfg.dataset.name)["default_resolutions"]]
-    return cfg
 
 
 def resolve_run_precision(cfg: RunConfig, run_dir: Path, device: Any) -> RunConfig:
@@ -101,14 +105,42 @@ def _strip_runtime(d: dict[str, Any]) -> dict[str, Any]:
     return d
 
 
+def _short(value: Any, limit: int = 60) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def config_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """``key: <old> there, <new> now`` for every dotted key whose value differs (sorted by key)."""
+    out: list[str] = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_differences(a, b, f"{prefix}{k}.")
+        else:
+            out.append(f"{prefix}{k}: {_short(a)} there, {_short(b)} now")
+    return out
+
+
 def write_run_config(cfg: RunConfig, run_dir: Path) -> None:
-    """Save the resolved config; refuse to mix a run directory with a different configuration."""
+    """Save the resolved config; refuse to mix a run directory with a different configuration.
+
+    Both sides are compared resolved (:func:`resolve_config`): a saved config from a version that did not
+    fill every dataset default still matches the same configuration given again, so re-running the
+    identical command resumes. The error names the keys that differ.
+    """
     path = run_dir / "config.yaml"
+    cfg = resolve_config(cfg)
     if path.exists():
-        old = load_config(path)
-        if _strip_runtime(old.model_dump(mode="json")) != _strip_runtime(cfg.model_dump(mode="json")):
+        old = resolve_config(load_config(path))
+        diff = config_differences(_strip_runtime(old.model_dump(mode="json")),
+                                  _strip_runtime(cfg.model_dump(mode="json")))
+        if diff:
+            shown = "; ".join(diff[:4]) + (f"; and {len(diff) - 4} more" if len(diff) > 4 else "")
             raise ConfigError(
-                f"{path}: this run directory was made with a different configuration; "
+                f"{path}: this run directory was made with a different configuration ({shown}); "
                 f"choose another name (--set name=...) or delete {run_dir} to start over"
             )
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -133,14 +165,25 @@ def load_run_config(run_dir: str | Path, overrides: list[str] | None = None) -> 
 # stages
 
 
-def stage_prepare(ctx: RunContext, progress: bool = True) -> None:
-    from physiosync.cache import build_cache
-    from physiosync.models.fusion import resolve_resolutions
-
-    if ctx.cfg.dataset.data_dir is None:
+def require_data_dir(cfg: RunConfig) -> None:
+    """Refuse a run without data before anything is written (run and compare call it first)."""
+    if cfg.dataset.data_dir is None:
         raise ConfigError("dataset.data_dir is not set (use --set dataset.data_dir=PATH or the config file)")
+
+
+def stage_prepare(ctx: RunContext, progress: bool = True) -> None:
+    """Build or reuse the cache; the fused window lengths are the resolved ``model.resolutions``."""
+    from physiosync.cache import build_cache
+
+    require_data_dir(ctx.cfg)
+    if ctx.cfg.model.resolutions is None:  # a programming error: entry points resolve first
+        raise RuntimeError("stage_prepare needs a config filled by physiosync.config.resolve_config")
     ctx.cache = build_cache(ctx.cfg, progress=progress)
-    ctx.resolutions = tuple(sorted(resolve_resolutions(ctx.cache.contract, ctx.cfg.model)))
+    ctx.resolutions = tuple(sorted(ctx.cfg.model.resolutions))
+    # The schema checked the windows against the dataset facts; the prepared trials are what counts.
+    problem = window_problem(list(ctx.resolutions), int(ctx.cache.n_samples), float(ctx.cache.sfreq))
+    if problem:
+        raise ConfigError(f"model.resolutions {list(ctx.resolutions)}: {problem} (cache {ctx.cache.path})")
     ctx.table = ctx.cache.windows(max(ctx.resolutions))
 
 
@@ -163,7 +206,16 @@ def stage_folds(ctx: RunContext) -> None:
     meta = folds_meta(ctx)
     path = ctx.run_dir / "folds.json"
     if path.exists():
-        ctx.folds = load_folds(path, ctx.cache.hash, meta)
+        try:
+            ctx.folds = load_folds(path, ctx.cache.hash, meta)
+        except DataFormatError as e:
+            # The run's config matched (write_run_config), so the data or the preprocessing changed since
+            # these folds were drawn: say so, and what to do, rather than ask for a file the user never made.
+            raise DataFormatError(
+                path, e.field, e.found,
+                f"{e.expected}: the folds saved in {ctx.run_dir} were drawn for other data or settings, so this "
+                f"run cannot be resumed; delete {ctx.run_dir} or choose another name (--set name=...)",
+            ) from None
         return
     folds = make_folds(ctx.table, cfg.protocol, cfg.seed, pretrain_window_s=ctx.resolutions,
                        n_windows={w: ctx.cache.n_windows(w) for w in ctx.resolutions},
@@ -185,13 +237,10 @@ def selected_folds(ctx: RunContext) -> list[Any]:
 
 
 # ModelConfig fields that do not change a pre-trained encoder (classifier and fusion only)
-_FINETUNE_ONLY_MODEL_KEYS = ("classifier_hidden", "classifier_dropout", "resolutions", "fusion", "confidence_weighting")
-
-
 def pretrain_signature(cfg: RunConfig, cache_hash: str) -> str:
     """Hash of everything besides the split that determines a pre-training's result."""
-    model = cfg.model.model_dump(mode="json", exclude=set(_FINETUNE_ONLY_MODEL_KEYS))
-    pre = cfg.pretrain.model_dump(mode="json", exclude={"enabled"})
+    model = cfg.model.pretrain_view()
+    pre = cfg.pretrain.model_dump(mode="json", exclude={"enabled", "keep_checkpoint"})
     doc = {"model": model, "pretrain": pre, "seed": cfg.seed, "precision": cfg.precision, "cache": cache_hash}
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -203,7 +252,7 @@ def pretrain_dir(ctx: RunContext, window_s: float, key: str) -> Path:
 
 def stage_pretrain(ctx: RunContext, progress: bool = True) -> None:
     """Pre-train once per distinct (window length, split) among the selected folds."""
-    from physiosync.pretrain import pretrain_split
+    from physiosync.pretrain import ENCODERS_NAME, pretrain_split
 
     if not ctx.cfg.pretrain.enabled:
         return
@@ -212,13 +261,28 @@ def stage_pretrain(ctx: RunContext, progress: bool = True) -> None:
         for w in ctx.resolutions:
             split = fold.pretrain[w]
             todo.setdefault((w, split.key()), split)
+            _check_pretrain_subjects(ctx.cfg, fold, split)
     for i, ((w, key), split) in enumerate(sorted(todo.items(), key=lambda kv: kv[0])):
         d = pretrain_dir(ctx, w, key)
-        if (d / "encoders.pt").is_file():
-            continue
-        log.info("pre-training %d/%d: %gs windows, split %s", i + 1, len(todo), w, key[:12])
-        res = pretrain_split(ctx.cache, split, w, ctx.cfg, ctx.device, d, progress=progress)
-        write_json_atomic(d / "history.json", res["history"])
+        if not (d / ENCODERS_NAME).is_file():
+            log.info("pre-training %d/%d: %gs windows, split %s", i + 1, len(todo), w, key[:12])
+        # a finished one returns at once (tidying what a kill may have left: history, checkpoint)
+        pretrain_split(ctx.cache, split, w, ctx.cfg, ctx.device, d, progress=progress)
+
+
+def _check_pretrain_subjects(cfg: RunConfig, fold: Any, split: Any) -> None:
+    """Group pairing contrasts two halves of the training subjects: refuse a fold that leaves fewer than 2.
+
+    Why here: it depends on the protocol *and* the number of subjects in the data (e.g. ``loso`` on 3
+    subjects: 2 training subjects, one of them held out for validation), so the schema cannot see it.
+    """
+    n = len(split.train_subjects)
+    if cfg.pretrain.pairing == "groups" and n < 2:
+        held = f", {len(split.val_subjects)} more held out for validation" if len(split.val_subjects) else ""
+        raise ConfigError(
+            f"protocol {cfg.protocol.name!r}, fold {fold.index}: {n} pre-training subject{'s' * (n != 1)}{held}; "
+            "pretrain.pairing=groups contrasts two halves of the training subjects and needs at least 2 "
+            "(use more subjects, pretrain.pairing=augviews, or pretrain.enabled=false)")
 
 
 def fold_encoder_states(ctx: RunContext, fold: Any) -> dict[tuple[str, float], Any] | None:
@@ -270,19 +334,11 @@ def write_fold_predictions(ctx: RunContext) -> None:
 
 def stage_evaluate(ctx: RunContext) -> dict[str, Any]:
     """Metrics of every label from the prediction tables (+ a label-permutation estimate of chance)."""
-    from physiosync.metrics import permutation_chance
-    from physiosync.report import find_predictions, read_predictions, results_from_predictions
+    from physiosync.report import results_from_predictions
 
     write_fold_predictions(ctx)
     results = results_from_predictions(ctx.run_dir, ctx.cfg.protocol.name, official=ctx.cfg.protocol.official,
-                                       history=load_histories(ctx))
-    found = find_predictions(ctx.run_dir)
-    for label, block in results["labels"].items():
-        preds = [read_predictions(p) for p in found[label]]
-        y_true = np.concatenate([p["y_true"] for p in preds])
-        y_pred = np.concatenate([p["y_pred"] for p in preds])
-        groups = np.concatenate([np.stack([p["subject"], p["trial"]], axis=1) for p in preds])
-        block["chance"] = permutation_chance(y_true, y_pred, n_permutations=200, seed=ctx.cfg.seed, group_ids=groups)
+                                       history=load_histories(ctx), chance_seed=ctx.cfg.seed)
     doc = {**results, "meta": run_meta(ctx)}
     write_json_atomic(ctx.run_dir / "results.json", doc)
     return results
@@ -298,7 +354,13 @@ def stage_report(ctx: RunContext, results: dict[str, Any] | None = None) -> Path
 
 
 def load_histories(ctx: RunContext) -> dict[str, Any]:
-    """Pre-training and fine-tuning loss curves (per epoch) for the report's plots."""
+    """Pre-training and fine-tuning loss curves (per epoch) for the report's plots.
+
+    Each series says which panel it belongs to (pre-training: its window length; fine-tuning: its label)
+    and which folds it serves, so the plots can label curves with fold numbers instead of directory keys.
+    A pre-training shared by several folds (equal splits) is one series listing all of them.
+    """
+    import re
 
     def curves(history: list[dict[str, Any]]) -> dict[str, list[float]]:
         out: dict[str, list[float]] = {}
@@ -308,15 +370,38 @@ def load_histories(ctx: RunContext) -> dict[str, Any]:
                 out[f"{part} loss"] = [float("nan") if v is None else float(v) for v in vals]
         return out
 
-    pre = {}
+    pre: dict[str, dict[str, Any]] = {}
     for fold in selected_folds(ctx) if ctx.cfg.pretrain.enabled else []:
         for w in ctx.resolutions:
             p = pretrain_dir(ctx, w, fold.pretrain[w].key()) / "history.json"
-            if p.is_file() and p.parent.name not in pre:
-                pre[p.parent.name] = curves(json.loads(p.read_text()))
-    fine = {f"{p.parent.parent.name}/{p.parent.name}": curves(json.loads(p.read_text()).get("history", []))
-            for p in sorted((ctx.run_dir / "finetune").glob("*/fold*/done.json"))}
+            if not p.is_file():
+                continue
+            if p.parent.name in pre:
+                pre[p.parent.name]["folds"].append(int(fold.index))
+            else:
+                pre[p.parent.name] = {"panel": f"{w:g} s windows", "window_s": float(w), "folds": [int(fold.index)],
+                                      "curves": curves(json.loads(p.read_text()))}
+    fine: dict[str, dict[str, Any]] = {}
+    for p in sorted((ctx.run_dir / "finetune").glob("*/fold*/done.json")):
+        m = re.fullmatch(r"fold(\d+)", p.parent.name)
+        fine[f"{p.parent.parent.name}/{p.parent.name}"] = {
+            "panel": p.parent.parent.name, "folds": [int(m.group(1))] if m else [],
+            "curves": curves(json.loads(p.read_text()).get("history", [])),
+        }
     return {"pretrain": pre, "finetune": fine}
+
+
+def clean_run_temps(ctx: RunContext) -> None:
+    """Remove the temp files/dirs that killed processes left in the run directory and pre-training store.
+
+    Only stale ones (:func:`physiosync.atomic.clean_stale_temps`): other processes may be writing into a
+    shared store at the same time (folds fanned out over machines).
+    """
+    from physiosync.atomic import clean_stale_temps
+
+    clean_stale_temps(ctx.run_dir, recursive=True)
+    if ctx.cfg.pretrain_store is not None:
+        clean_stale_temps(ctx.cfg.pretrain_store, recursive=True)
 
 
 def run_meta(ctx: RunContext) -> dict[str, Any]:
@@ -365,13 +450,15 @@ def run_pipeline(
         raise ConfigError(f"unknown stage(s) {unknown}; expected some of {list(STAGES)}")
     set_threads(cfg.n_threads)
     seed_everything(cfg.seed)
-    cfg = resolve_defaults(cfg)
+    cfg = resolve_config(cfg)  # every dataset default filled once, before any stage sees the config
     device = resolve_device(cfg.device)
-    cfg = resolve_run_precision(cfg, run_dir_of(cfg), device)
+    cfg = resolve_run_precision(cfg, run_dir_of(cfg), device)  # auto -> what runs here (saved)
     ctx = RunContext(cfg=cfg, run_dir=run_dir_of(cfg), device=device)
+    require_data_dir(cfg)  # bad settings are refused before the run directory is made
     if ctx.device.type == "cpu":
         tune_cpu_runtime()  # reuse large per-step buffers, flush denormals (runtime docstrings)
     write_run_config(cfg, ctx.run_dir)
+    clean_run_temps(ctx)
     t0 = time.perf_counter()
     stage_prepare(ctx, progress=progress)
     stage_folds(ctx)

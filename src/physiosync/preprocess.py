@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from physiosync.config import PreprocessConfig, load_dataset_facts
+from physiosync.config import PreprocessConfig, load_dataset_facts, resolve_preprocess
 from physiosync.errors import DataFormatError
-from physiosync.labels import make_labels, resolve_thresholds
+from physiosync.labels import make_labels
 from physiosync.recording import SubjectRecording
 
 TARGET_SFREQ = 128  # every prepared modality is at 128 Hz (method-spec conventions)
@@ -69,15 +69,14 @@ class PreprocessPlan:
 
 
 def resolve_plan(dataset: str, cfg: PreprocessConfig) -> PreprocessPlan:
-    """Resolve quirk switches, the peripheral normalisation and thresholds for ``dataset``.
+    """Resolve quirk switches for ``dataset``; the peripheral normalisation and thresholds are its defaults.
 
-    ``peripheral_norm=None`` follows the dataset facts, except under ``official`` where it is ``none``
-    (the authors never normalise GSR, D23).
+    Dataset defaults (``peripheral_norm``, ``thresholds``) come from
+    :func:`physiosync.config.resolve_preprocess`, the one place that fills them (a no-op on a config already
+    resolved by :func:`physiosync.config.resolve_config`).
     """
-    facts = load_dataset_facts(dataset)
-    norm = cfg.peripheral_norm
-    if norm is None:
-        norm = "none" if cfg.official else str(facts["peripheral_norm"])
+    cfg = resolve_preprocess(dataset, cfg)
+    assert cfg.peripheral_norm is not None and cfg.thresholds is not None
     dreamer = dataset == "dreamer"
     return PreprocessPlan(
         dataset=dataset,
@@ -86,8 +85,8 @@ def resolve_plan(dataset: str, cfg: PreprocessConfig) -> PreprocessPlan:
         baseline_bug=dreamer and cfg.quirk("dreamer_baseline_bug"),
         window_bug=dreamer and cfg.quirk("dreamer_window_bug"),
         segment=cfg.dreamer_segment if dreamer else "first",
-        peripheral_norm=norm,
-        thresholds=resolve_thresholds(dataset, cfg),
+        peripheral_norm=cfg.peripheral_norm,
+        thresholds=dict(cfg.thresholds),
     )
 
 
@@ -269,9 +268,18 @@ def preprocess_deap(rec: SubjectRecording, plan: PreprocessPlan, out: dict[str, 
             out[mod][...] = normalize_over_time(block, plan.peripheral_norm)
 
 
-def _crop_stimulus(x: np.ndarray, segment: str, rec: SubjectRecording, field: str) -> np.ndarray:
+def _where(rec: SubjectRecording, k: int, mod: str, dreamer: bool) -> str:
+    """Name of trial ``k``'s stimulus array of ``mod`` in the source: DREAMER's struct path, else the trial."""
+    if dreamer and rec.subject[1:].isdigit():  # DREAMER subjects s01.. are Data{1}.. in file order
+        return f"DREAMER.Data{{{int(rec.subject[1:])}}}.{mod.upper()}.stimuli{{{k + 1}}}"
+    return f"trial {k} signal[{mod!r}]"
+
+
+def _crop_stimulus(x: np.ndarray, segment: str, rec: SubjectRecording, k: int, mod: str) -> np.ndarray:
     if x.shape[-1] < N_SAMPLES:
-        raise DataFormatError(rec.source, field, f"{x.shape[-1]} samples", f">= {N_SAMPLES} (60 s at 128 Hz)")
+        raise DataFormatError(rec.source, _where(rec, k, mod, dreamer=True),
+                              f"{x.shape[-1]} samples ({x.shape[-1] / TARGET_SFREQ:.2f} s) for subject {rec.subject} "
+                              f"clip {k + 1}", f">= {N_SAMPLES} (60 s at 128 Hz)")
     return x[:, :N_SAMPLES] if segment == "first" else x[:, x.shape[-1] - N_SAMPLES :]
 
 
@@ -320,11 +328,11 @@ def preprocess_dreamer(rec: SubjectRecording, plan: PreprocessPlan, out: dict[st
         c_b = _trial_array(rec, k, "baseline", "ecg", n_ecg).astype(np.float64, copy=False)
         if not plan.ecg_from_eeg_bug:
             c_s, c_b = _to_target_rate(c_s, ecg_rate), _to_target_rate(c_b, ecg_rate)
-        eeg_stim.append(segment_windows(_crop_stimulus(e_s, plan.segment, rec, f"trial {k} signal['eeg']"),
+        eeg_stim.append(segment_windows(_crop_stimulus(e_s, plan.segment, rec, k, "eeg"),
                                         official=official))
         eeg_base.append(segment_windows(e_b, official=official))
         if not plan.ecg_from_eeg_bug:
-            ecg_stim.append(segment_windows(_crop_stimulus(c_s, plan.segment, rec, f"trial {k} signal['ecg']"),
+            ecg_stim.append(segment_windows(_crop_stimulus(c_s, plan.segment, rec, k, "ecg"),
                                             official=official))
         ecg_base.append(segment_windows(c_b, official=official))
         if len(eeg_base[-1]) == 0 or len(ecg_base[-1]) == 0:
@@ -354,6 +362,36 @@ def preprocess_dreamer(rec: SubjectRecording, plan: PreprocessPlan, out: dict[st
         out["ecg"][...] = normalize_over_time(ecg, plan.peripheral_norm)
 
 
+def check_prepared(rec: SubjectRecording, out: dict[str, np.ndarray], dreamer: bool = False) -> None:
+    """Refuse prepared arrays that are not usable data: non-finite, or constant over a whole trial.
+
+    A pure check after preprocessing (it changes no value, so valid inputs give bit-identical caches). It
+    catches what no input check can see: values that do not fit float32 once stored (Inf), and trials that
+    carry no signal at all (a flat recording, or one that preprocessing reduced to zeros) which would
+    otherwise enter training as if they were data.
+
+    Shape: out[mod] (n_trials, C, N_SAMPLES) float.
+
+    Raises:
+        DataFormatError: naming the subject, trial (DREAMER: clip), modality and what was found.
+    """
+    for mod, x in out.items():
+        hi = x.max(axis=(1, 2))  # NaN propagates into both reductions
+        lo = x.min(axis=(1, 2))
+        bad = ~(np.isfinite(hi) & np.isfinite(lo)) | (hi == lo)
+        if bad.any():
+            k = int(np.argmax(bad))
+            if np.isnan(x[k]).any():
+                what = "NaN"
+            elif not (np.isfinite(hi[k]) and np.isfinite(lo[k])):
+                what = "Inf (a value beyond the float32 range ±3.4e38)"
+            else:
+                what = f"a constant {float(hi[k]):g} over the whole trial (no signal)"
+            raise DataFormatError(rec.source, _where(rec, k, mod, dreamer),
+                                  f"{what} in subject {rec.subject} trial {k} ({mod}) after preprocessing",
+                                  "finite float32 values that vary within each trial")
+
+
 def preprocess_recording(
     rec: SubjectRecording, plan: PreprocessPlan, out: dict[str, np.ndarray] | None = None
 ) -> PreparedSubject:
@@ -377,10 +415,14 @@ def preprocess_recording(
         expected = (rec.n_trials, len(spec["ch_names"]), N_SAMPLES)
         if out[mod].shape != expected:
             raise ValueError(f"output buffer for {mod!r} has shape {out[mod].shape}, expected {expected}")
-    if plan.dataset == "deap":
-        preprocess_deap(rec, plan, out)
-    else:
-        preprocess_dreamer(rec, plan, out)
+    # A float32 store of a value beyond ±3.4e38 (e.g. GSR in raw units with peripheral_norm=none) becomes
+    # Inf; numpy's cast warning is silenced because check_prepared reports it as an error below.
+    with np.errstate(over="ignore"):
+        if plan.dataset == "deap":
+            preprocess_deap(rec, plan, out)
+        else:
+            preprocess_dreamer(rec, plan, out)
+    check_prepared(rec, out, dreamer=plan.dataset == "dreamer")
 
     ratings = {}
     for name in ("valence", "arousal", "dominance"):

@@ -9,6 +9,11 @@ groups fixed once per run (D19) and a checkpoint is written atomically; a rerun 
 exactly the weights of an uninterrupted run (all generator states are restored, the epoch's order is
 drawn from them). The final encoders are saved as trained (D4 fixed: no "best epoch" selection on test).
 
+Completion: a finished pre-training writes ``history.json`` and then, *last*, ``encoders.pt`` — the file
+that marks it finished (a kill before it means the run resumes from the checkpoint and writes both again;
+a kill after it loses nothing). The resume checkpoint is then deleted (``pretrain.keep_checkpoint`` keeps
+it): it is the size of model + Adam state and useless once the encoders exist.
+
 Randomness: one seed per (``cfg.seed``, split key, window length) feeds the model initialisation (torch),
 a NumPy generator for data order and groups, a torch generator for augmentation, and, separately, the fixed
 evaluation groups — so evaluation never shifts the training stream (D18).
@@ -17,6 +22,8 @@ evaluation groups — so evaluation never shifts the training stream (D18).
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -28,6 +35,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from physiosync.atomic import write_json_atomic
 from physiosync.batches import (
     gather_group_batch,
     gather_pairs,
@@ -37,13 +45,16 @@ from physiosync.batches import (
     sample_index_batches,
 )
 from physiosync.checkpoint import capture_rng_states, load_checkpoint, restore_rng_states, save_checkpoint
-from physiosync.config import RunConfig
+from physiosync.config import FINETUNE_ONLY_MODEL_KEYS, RunConfig
 from physiosync.errors import DataFormatError
 from physiosync.precision import Bf16Matmuls, Fp32, mixed_precision
 from physiosync.runtime import resolve_device, resolve_precision
 
+log = logging.getLogger("physiosync")
+
 CHECKPOINT_NAME = "checkpoint.pt"
-ENCODERS_NAME = "encoders.pt"
+ENCODERS_NAME = "encoders.pt"  # written last: its presence marks a finished pre-training
+HISTORY_NAME = "history.json"
 
 
 def derive_seed(*parts: object) -> int:
@@ -206,12 +217,18 @@ def run_precision(cfg: RunConfig, device: torch.device, state: dict[str, Any] | 
     return chosen
 
 
+def _pretrain_model_view(state: dict[str, Any]) -> dict[str, Any] | None:
+    """The saved model config without fine-tuning-only keys (as :meth:`ModelConfig.pretrain_view`)."""
+    saved = state.get("config", {}).get("model")
+    return None if saved is None else {k: v for k, v in saved.items() if k not in FINETUNE_ONLY_MODEL_KEYS}
+
+
 def _check_resume(path: Path, state: dict[str, Any], cache: Any, cfg: RunConfig, key: str) -> None:
     """Refuse to continue a checkpoint made on other data or another model shape."""
     for field, found, expected in (
         ("cache_hash", state.get("cache_hash"), cache.hash),
         ("split_key", state.get("split_key"), key),
-        ("config.model", state.get("config", {}).get("model"), cfg.model.model_dump(mode="json")),
+        ("config.model", _pretrain_model_view(state), cfg.model.pretrain_view()),
         ("config.pretrain.pairing", state.get("config", {}).get("pretrain", {}).get("pairing"), cfg.pretrain.pairing),
     ):
         if found != expected:
@@ -227,8 +244,12 @@ def pretrain_split(
     out_dir: str | Path,
     progress: bool = True,
     max_epochs_this_call: int | None = None,
+    keep_checkpoint: bool | None = None,
 ) -> dict[str, Any]:
     """Pre-train the encoders of one fold at one window length; resume from ``out_dir`` if possible.
+
+    A directory whose ``encoders.pt`` exists is finished: nothing is trained, its history is read back
+    (and the leftover checkpoint of a kill just before its deletion is removed).
 
     Args:
         cache: ``WindowCache`` (contract 2).
@@ -242,17 +263,22 @@ def pretrain_split(
         progress: Show a per-epoch progress bar.
         max_epochs_this_call: Stop after this many epochs (checkpoint written) without finishing — used to
             split long runs over sessions and to test resume.
+        keep_checkpoint: Keep ``checkpoint.pt`` once finished; ``None`` = ``cfg.pretrain.keep_checkpoint``.
 
     Returns:
         ``history`` (per epoch: ``train`` and ``val`` mean terms, ``lr``, ``steps``, ``seconds``),
-        ``encoders_path`` (``None`` until finished), ``finished``, ``epochs_done``.
+        ``encoders_path`` (``None`` until finished), ``finished``, ``epochs_done``, ``skipped`` (finished
+        by an earlier call).
     """
     from physiosync.models import PretrainModel
     from physiosync.objective import pretrain_loss
 
-    device = as_device(device, cfg)
     out_dir = Path(out_dir)
     ckpt_path, enc_path = out_dir / CHECKPOINT_NAME, out_dir / ENCODERS_NAME
+    keep = cfg.pretrain.keep_checkpoint if keep_checkpoint is None else keep_checkpoint
+    if enc_path.is_file():
+        return _finished_earlier(out_dir, keep)
+    device = as_device(device, cfg)
     pc = cfg.pretrain
     key = str(split.key())
     base = derive_seed(cfg.seed, key, float(window_s))
@@ -326,9 +352,39 @@ def pretrain_split(
 
     finished = (history[-1]["epoch"] if history else 0) >= pc.epochs
     if finished:
-        save_encoders(enc_path, model, window_s, cache, cfg, key)
+        write_json_atomic(out_dir / HISTORY_NAME, history)
+        save_encoders(enc_path, model, window_s, cache, cfg, key)  # last: marks the pre-training finished
+        if not keep:
+            ckpt_path.unlink(missing_ok=True)
     return {"history": history, "encoders_path": enc_path if finished else None,
-            "finished": finished, "epochs_done": len(history)}
+            "finished": finished, "epochs_done": len(history), "skipped": False}
+
+
+def _finished_earlier(out_dir: Path, keep_checkpoint: bool) -> dict[str, Any]:
+    """Result of a pre-training whose ``encoders.pt`` exists, tidying what a kill may have left.
+
+    ``history.json`` precedes ``encoders.pt``, so it is there — except in a directory written before
+    that order was fixed, where it is recovered from the checkpoint (which those runs never deleted).
+    """
+    ckpt_path, hist_path = out_dir / CHECKPOINT_NAME, out_dir / HISTORY_NAME
+    if hist_path.is_file():
+        try:
+            history = json.loads(hist_path.read_text())
+        except (OSError, ValueError) as e:
+            raise DataFormatError(hist_path, "history", f"unreadable ({e})",
+                                  "the JSON list of epochs written by physiosync") from None
+    else:
+        try:
+            history = list(load_checkpoint(ckpt_path)["history"])
+            write_json_atomic(hist_path, history)
+        except (DataFormatError, KeyError, TypeError) as e:  # the encoders are fine; only a curve is lost
+            log.warning("%s: no %s and no checkpoint to recover it from (%s); the report has no curve for it",
+                        out_dir, HISTORY_NAME, e)
+            history = []
+    if not keep_checkpoint:
+        ckpt_path.unlink(missing_ok=True)
+    return {"history": history, "encoders_path": out_dir / ENCODERS_NAME, "finished": True,
+            "epochs_done": len(history), "skipped": True}
 
 
 def _eval_plan(split: Any, cfg: RunConfig, base: int) -> list[tuple[np.ndarray, ...]]:

@@ -529,11 +529,12 @@ def load_folds(path: str | Path, cache_hash: str, meta: dict[str, Any] | None = 
         raise DataFormatError(path, "format_version", doc.get("format_version"), FOLDS_FORMAT_VERSION)
     if doc.get("cache_hash") != cache_hash:
         raise DataFormatError(
-            path, "cache_hash", f"{doc.get('cache_hash')!r} (folds were made for another cache)",
-            f"{cache_hash!r}; delete the file or rebuild the folds for this cache",
+            path, "cache_hash", f"{str(doc.get('cache_hash'))[:12]!r} (the cache these folds index)",
+            f"{cache_hash[:12]!r} (the cache of the current data and preprocessing)",
         )
     for key, value in (meta or {}).items():
         stored = doc.get("meta", {}).get(key)
         if stored != value:
-            raise DataFormatError(path, f"meta.{key}", repr(stored), f"{value!r}; rebuild the folds")
+            raise DataFormatError(path, f"meta.{key}", f"{stored!r} (when these folds were drawn)",
+                                  f"{value!r} (the current settings)")
     return [Fold.from_dict(d) for d in doc["folds"]]

@@ -12,6 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
+# Readers reject samples of larger magnitude: no physiological signal in any unit comes near it, and it keeps
+# every float64 statistic of preprocessing finite (a trial's sum of squares stays below 1e308 even for
+# billions of samples at this bound), so garbage cannot turn into NaN/Inf or all-zero arrays on the way.
+MAX_ABS_SAMPLE = 1e100
+
 
 @dataclass
 class Trial:

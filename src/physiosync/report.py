@@ -26,14 +26,17 @@ majority baseline on the same folds); ``p_*`` are class probabilities (empty if 
           "subjects": {"per_subject": [{"subject": int, "n", "accuracy", ..., "majority_accuracy"}],
                        "summary": {"<metric>": {"mean", "std", "n", "ddof"}, "n_subjects", "ddof"}},
           "confusion": K×K counts pooled over folds,
-        }, ...
+          "chance": {"observed", "chance_mean", "chance_std", "p_value", "n_permutations", "seed", "method"},
+        }, ...                                     # "chance" only when a seed was given (see chance_block)
       },
-      "history": {"<stage>": {"<series>": {"<curve>": [float per epoch]}}},   # optional, for the curves
+      "history": {"<stage>": {"<series id>": {"panel": str, "folds": [int], "window_s": float (pretrain),
+                                              "curves": {"<curve>": [float per epoch]}}}},  # for the plots
     }
 
 Metrics are fractions in ``results`` and percentages in ``report.md``. ``meta`` (passed to
 :func:`write_report`, stored in ``results.json`` under ``"meta"``) describes the run: ``dataset``,
-``data_origin`` ("synthetic" or "real"), ``preset``, ``seed``, ``device``, ``precision``, ``run_name``, ``cache_hash``
+``data_origin`` (``release`` = the official DEAP/DREAMER files, ``user``, ``synthetic``; the paper's published
+table is shown only for ``release``), ``preset``, ``seed``, ``device``, ``precision``, ``run_name``, ``cache_hash``
 and ``subjects`` (subject ids, indexed by the ``subject`` column).
 """
 
@@ -67,8 +70,14 @@ RESULTS_CSV_COLUMNS = (
     "accuracy_mean", "accuracy_std", "balanced_accuracy_mean", "balanced_accuracy_std",
     "f1_mean", "f1_std", "f1_macro_mean", "f1_macro_std",
     "trial_vote_accuracy_mean", "trial_vote_accuracy_std", "majority_accuracy_mean", "majority_accuracy_std",
+    "chance_mean", "chance_std", "chance_p",
     "subject_accuracy_mean", "subject_accuracy_std", "n_folds", "n_subjects", "ddof",
 )
+# Label permutations per chance estimate: the smallest p is 1 / 201 ≈ 0.005, and the Monte-Carlo error of
+# chance_mean is chance_std / sqrt(200) (≈ 0.3 points for a typical 4-point spread).
+CHANCE_PERMUTATIONS = 200
+CHANCE_METHOD = ("accuracy of the test predictions of all folds pooled, against the true labels permuted between "
+                 "whole test trials (subject, trial); mean and std over seeded permutations")
 _CLASS_NAMES = {"arousal": ["low", "high"], "valence": ["low", "high"], "four": ["HAHV", "HALV", "LAHV", "LALV"]}
 _PRED_NAME = re.compile(r"predictions_fold(\d+)_([a-z]+)\.csv$")
 
@@ -148,11 +157,40 @@ def find_predictions(run_dir: str | Path) -> dict[str, list[Path]]:
 # results
 
 
-def summarise_label(predictions: list[dict[str, Any]], n_classes: int, ddof: int = DDOF) -> dict[str, Any]:
+def chance_block(
+    predictions: list[dict[str, Any]], seed: int, n_permutations: int = CHANCE_PERMUTATIONS
+) -> dict[str, Any] | None:
+    """Label-permutation estimate of chance for one label, from per-fold prediction columns.
+
+    Why pooled and by trial: a single fold can hold only a few test trials, too few to permute, and the
+    windows of one trial share a label, so permuting windows would understate the spread of chance.
+    The model's predictions stay fixed; what is shuffled is which trial has which true label.
+
+    Returns:
+        :func:`physiosync.metrics.permutation_chance` (``observed`` = pooled accuracy, ``chance_mean``,
+        ``chance_std``, ``p_value``, ``n_permutations``, ``seed``) plus ``method`` (one line saying the
+        above), or None without test rows.
+    """
+    from physiosync.metrics import permutation_chance
+
+    if not predictions or sum(len(p["y_true"]) for p in predictions) == 0:
+        return None
+    y_true = np.concatenate([p["y_true"] for p in predictions])
+    y_pred = np.concatenate([p["y_pred"] for p in predictions])
+    groups = np.concatenate([np.stack([p["subject"], p["trial"]], axis=1) for p in predictions])
+    out = permutation_chance(y_true, y_pred, n_permutations=n_permutations, seed=seed, group_ids=groups)
+    return {**out, "method": CHANCE_METHOD}
+
+
+def summarise_label(
+    predictions: list[dict[str, Any]], n_classes: int, ddof: int = DDOF, chance_seed: int | None = None
+) -> dict[str, Any]:
     """The ``results["labels"][label]`` block from per-fold prediction columns (as :func:`read_predictions`).
 
     Metrics are computed per fold over all its test rows, then summarised across folds; per-subject
-    metrics come from the predictions of all folds concatenated.
+    metrics come from the predictions of all folds concatenated. With ``chance_seed`` the block also
+    carries ``chance`` (:func:`chance_block`), so every consumer (run report, ``compare``) shows the same
+    estimate computed the same way.
     """
     folds = []
     for p in predictions:
@@ -168,7 +206,7 @@ def summarise_label(predictions: list[dict[str, Any]], n_classes: int, ddof: int
         folds.append({"fold": int(p["fold"][0]) if len(p["fold"]) else len(folds), **m})
     cat = {k: np.concatenate([p[k] for p in predictions]) for k in ("y_true", "y_pred", "y_majority", "subject", "trial")}
     summary = aggregate([{k: v for k, v in f.items() if k != "majority_class"} for f in folds], ddof)
-    return {
+    block = {
         "n_classes": n_classes,
         "f1_kind": f1_kind(n_classes),
         "folds": folds,
@@ -179,6 +217,9 @@ def summarise_label(predictions: list[dict[str, Any]], n_classes: int, ddof: int
         ),
         "confusion": np.sum([f["confusion"] for f in folds], axis=0).astype(int).tolist(),
     }
+    if chance_seed is not None:
+        block["chance"] = chance_block(predictions, chance_seed)
+    return block
 
 
 def make_results(
@@ -203,15 +244,22 @@ def make_results(
 
 
 def results_from_predictions(
-    run_dir: str | Path, protocol: str, official: bool = False, history: dict[str, Any] | None = None
+    run_dir: str | Path,
+    protocol: str,
+    official: bool = False,
+    history: dict[str, Any] | None = None,
+    chance_seed: int | None = None,
 ) -> dict[str, Any]:
-    """Recompute ``results`` from a run directory's prediction tables (``physiosync evaluate``)."""
+    """Recompute ``results`` from a run directory's prediction tables (``physiosync evaluate``).
+
+    ``chance_seed`` (the run's seed) adds the permutation estimate of chance to every label block.
+    """
     blocks = {}
     found = find_predictions(run_dir)
     order = [lab for lab in N_CLASSES if lab in found] + sorted(set(found) - set(N_CLASSES))
     for label, paths in ((lab, found[lab]) for lab in order):
         preds = [read_predictions(p) for p in paths]
-        blocks[label] = summarise_label(preds, N_CLASSES.get(label) or preds[0]["n_classes"])
+        blocks[label] = summarise_label(preds, N_CLASSES.get(label) or preds[0]["n_classes"], chance_seed=chance_seed)
     return make_results(protocol, blocks, official=official, history=history)
 
 
@@ -232,6 +280,24 @@ def _paper_pct(v: tuple[float, float | None] | None) -> str:
     return f"{v[0]:.2f} ± {v[1]:.2f}" if v[1] is not None else f"{v[0]:.2f}"
 
 
+def chance_cells(chance: dict[str, Any] | None, digits: int = 2) -> tuple[str, str]:
+    """Report cells for a ``chance`` block: "mean ± std" over permutations (%) and the p-value."""
+    if not chance or chance.get("chance_mean") is None:
+        return "—", "—"
+    m, sd = 100 * chance["chance_mean"], 100 * chance["chance_std"]
+    return f"{m:.{digits}f} ± {sd:.{digits}f}", f"{chance['p_value']:.3g}"
+
+
+def chance_legend(n_permutations: int | None, what: str = "the run's") -> str:
+    """One line saying what the permutation-chance and majority columns are (report.md, comparison.md)."""
+    n = f"{n_permutations} seeded" if n_permutations else "seeded"
+    return (f"*Permutation chance*: accuracy of {what} own test predictions (all folds pooled) against the true "
+            f"labels shuffled between whole test trials (subject, trial), {n} permutations, mean ± std over "
+            "permutations; *p (perm.)*: share of permutations, the observed labelling included, at least as "
+            "accurate as the pooled observed accuracy. *Majority baseline*: each fold's training-majority class "
+            "predicted for all its test windows.")
+
+
 def _csv_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for label, b in results["labels"].items():
@@ -240,6 +306,9 @@ def _csv_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         for m in ("accuracy", "balanced_accuracy", "f1", "f1_macro", "trial_vote_accuracy", "majority_accuracy"):
             row[f"{m}_mean"] = (s.get(m) or {}).get("mean")
             row[f"{m}_std"] = (s.get(m) or {}).get("std")
+        chance = b.get("chance") or {}
+        row.update(chance_mean=chance.get("chance_mean"), chance_std=chance.get("chance_std"),
+                   chance_p=chance.get("p_value"))
         row["subject_accuracy_mean"] = (subj.get("accuracy") or {}).get("mean")
         row["subject_accuracy_std"] = (subj.get("accuracy") or {}).get("std")
         row.update(n_folds=s["n_folds"], n_subjects=subj["n_subjects"], ddof=results["ddof"])
@@ -282,18 +351,22 @@ def render_markdown(results: dict[str, Any], meta: dict[str, Any], plots: list[s
     lines += [
         "## Results per label (%, mean ± std over folds)", "",
         "| label | accuracy | balanced acc. | F1 | macro F1 | trial-vote acc. | majority baseline | "
-        "accuracy over subjects | folds |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "permutation chance | p (perm.) | accuracy over subjects | folds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    n_perm = None
     for label, b in results["labels"].items():
         s = b["summary"]
         macro = _pct(s.get("f1_macro")) if b["n_classes"] > 2 else "—"
+        chance, p_perm = chance_cells(b.get("chance"))
+        n_perm = n_perm or (b.get("chance") or {}).get("n_permutations")
         lines.append(
             f"| {label} | {_pct(s.get('accuracy'))} | {_pct(s.get('balanced_accuracy'))} | "
             f"{_pct(s.get('f1'))} ({b['f1_kind']}) | {macro} | {_pct(s.get('trial_vote_accuracy'))} | "
-            f"{_pct(s.get('majority_accuracy'))} | {_pct(b['subjects']['summary'].get('accuracy'))} | {s['n_folds']} |"
+            f"{_pct(s.get('majority_accuracy'))} | {chance} | {p_perm} | "
+            f"{_pct(b['subjects']['summary'].get('accuracy'))} | {s['n_folds']} |"
         )
-    lines.append("")
+    lines += ["", chance_legend(n_perm), ""]
 
     labels = list(results["labels"])
     if labels:
@@ -313,7 +386,12 @@ def render_markdown(results: dict[str, Any], meta: dict[str, Any], plots: list[s
         lines.append("")
 
     ref = paper_reference(str(meta.get("dataset", "")), proto["name"])
-    if ref:
+    origin = meta.get("data_origin")
+    if ref and origin != "release":
+        # the paper's numbers are about the official recordings; beside anything else they mislead
+        lines += [f"*The published numbers ({ref['table']}) are not shown: the data origin is `{origin}`; they are "
+                  "shown only for `dataset.origin: release` (the official DEAP/DREAMER files).*", ""]
+    if ref and origin == "release":
         lines += [
             f"## Published numbers ({ref['table']})", "",
             f"Source: {ref['source']}. **Comparability:** {ref['note']}", "",
@@ -338,7 +416,8 @@ def _save_figure(fig: Any, path: Path) -> None:
         fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
 
 
-def _plot_confusion(path: Path, label: str, confusion: list[list[int]]) -> None:
+def confusion_figure(label: str, confusion: list[list[int]]) -> Any:
+    """Row-normalised confusion matrix with counts, class names and a labelled colour bar (a ``Figure``)."""
     from matplotlib.figure import Figure  # Figure + Agg canvas: no pyplot global state, no display needed
 
     cm = np.asarray(confusion, dtype=float)
@@ -353,42 +432,120 @@ def _plot_confusion(path: Path, label: str, confusion: list[list[int]]) -> None:
     ax.set(xlabel="predicted", ylabel="true", title=f"{label}: confusion (row %, pooled folds)")
     ax.set_xticks(range(len(cm)), names)
     ax.set_yticks(range(len(cm)), names)
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    _save_figure(fig, path)
+    fig.colorbar(im, ax=ax, fraction=0.046, label="share of the true class")
+    return fig
 
 
-def _plot_subjects(path: Path, label: str, block: dict[str, Any], meta: dict[str, Any]) -> None:
+def _plot_confusion(path: Path, label: str, confusion: list[list[int]]) -> None:
+    _save_figure(confusion_figure(label, confusion), path)
+
+
+def subjects_figure(label: str, block: dict[str, Any], meta: dict[str, Any]) -> Any:
+    """Accuracy per subject (bars) with each subject's majority baseline; legend outside (a ``Figure``)."""
     from matplotlib.figure import Figure
 
     per = block["subjects"]["per_subject"]
     names = [_subject_name(meta, r["subject"]) for r in per]
     acc = [100 * r["accuracy"] for r in per]
-    fig = Figure(figsize=(max(4.0, 0.3 * len(per) + 2), 3.2))
+    # the legend sits outside the axes: inside, it hides bars whatever corner it takes
+    fig = Figure(figsize=(max(4.0, 0.3 * len(per) + 2) + 2.0, 3.4), layout="constrained")
     ax = fig.add_subplot()
     ax.bar(range(len(per)), acc, color="tab:blue", label="accuracy")
     maj = [100 * r["majority_accuracy"] for r in per if "majority_accuracy" in r]
     if len(maj) == len(per):
         ax.scatter(range(len(per)), maj, color="black", marker="_", s=120, label="majority baseline", zorder=3)
         ax.axhline(float(np.mean(maj)), color="tab:red", ls="--", lw=1, label="mean majority baseline")
-    ax.set_xticks(range(len(per)), names, rotation=90, fontsize=7)
-    ax.set(ylim=(0, 100), ylabel="%", title=f"{label}: accuracy per subject")
-    ax.legend(fontsize=7, loc="lower right")
-    _save_figure(fig, path)
+    many = len(per) > 12
+    ax.set_xticks(range(len(per)), names, rotation=90 if many else 0, fontsize=7 if many else 8)
+    ax.set(ylim=(0, 100), xlabel="subject (test predictions of all folds)", ylabel="accuracy (%)",
+           title=f"{label}: accuracy per subject")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, frameon=False)
+    return fig
 
 
-def _plot_curves(path: Path, stage: str, series: dict[str, dict[str, list[float]]]) -> None:
+def _plot_subjects(path: Path, label: str, block: dict[str, Any], meta: dict[str, Any]) -> None:
+    _save_figure(subjects_figure(label, block, meta), path)
+
+
+_STAGE_TITLES = {"pretrain": "pre-training", "finetune": "fine-tuning"}
+_STAGE_LOSS = {"pretrain": "loss (weighted sum of NT-Xent terms)", "finetune": "loss (cross-entropy)"}
+_LABEL_ORDER = {lab: i for i, lab in enumerate(N_CLASSES)}
+_MAX_FOLD_COLOURS = 10  # beyond this, folds are drawn in one grey (a legend of 32 colours is unreadable)
+
+
+def _fold_text(folds: list[int], fallback: str) -> str:
+    if not folds:
+        return fallback
+    return f"fold {folds[0]}" if len(folds) == 1 else "folds " + ", ".join(str(f) for f in sorted(folds))
+
+
+def _curve_style(curve: str) -> str:
+    return "--" if curve.startswith("val") else "-"
+
+
+def curves_figure(stage: str, series: dict[str, dict[str, Any]]) -> Any:
+    """Loss curves of one stage: one panel per ``panel`` (window length or label), folds thin, mean bold.
+
+    Args:
+        stage: ``pretrain`` or ``finetune`` (titles and axis labels).
+        series: ``results["history"][stage]``: series id -> ``{"panel", "folds", "curves": {name: values}}``.
+            Series ids (directory keys) are never shown; lines are labelled by their fold numbers.
+
+    Returns:
+        A matplotlib ``Figure`` (Agg canvas, no pyplot state), with one legend outside the panels.
+    """
+    import warnings
+
     from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
 
-    fig = Figure(figsize=(6, 3.5))
-    ax = fig.add_subplot()
-    for i, (name, curves) in enumerate(series.items()):
-        for curve, values in curves.items():
-            ax.plot(range(1, len(values) + 1), values, color=f"C{i % 10}", ls="-" if curve == "train" else "--",
-                    lw=1, label=f"{name} {curve}")
-    ax.set(xlabel="epoch", ylabel="loss", title=f"{stage} curves")
-    if len(series) <= 12:
-        ax.legend(fontsize=6, ncol=2)
-    _save_figure(fig, path)
+    panels: dict[str, list[dict[str, Any]]] = {}
+    for sid, item in series.items():
+        panels.setdefault(str(item.get("panel") or stage), []).append({"id": sid, **item})
+    order = sorted(panels, key=lambda p: (min(float(x.get("window_s") or 0.0) for x in panels[p]),
+                                          _LABEL_ORDER.get(p, len(_LABEL_ORDER)), p))
+    all_folds = sorted({min(x.get("folds") or [-1]) for xs in panels.values() for x in xs})
+    coloured = len(all_folds) <= _MAX_FOLD_COLOURS
+    colour = {f: (f"C{i % 10}" if coloured else "0.55") for i, f in enumerate(all_folds)}
+
+    fig = Figure(figsize=(1.6 + 4.0 * len(order), 3.6), layout="constrained")
+    axes = fig.subplots(1, max(1, len(order)), squeeze=False)[0]
+    fold_handles: dict[str, Any] = {}
+    curve_names: list[str] = []
+    for ax, panel in zip(axes, order, strict=False):
+        members = sorted(panels[panel], key=lambda x: min(x.get("folds") or [-1]))
+        for x in members:
+            c = colour[min(x.get("folds") or [-1])]
+            label = _fold_text(x.get("folds") or [], str(x["id"])) if coloured else f"each fold ({len(all_folds)})"
+            for curve, values in x["curves"].items():
+                ax.plot(range(1, len(values) + 1), values, color=c, lw=1.0, alpha=0.85, ls=_curve_style(curve))
+                curve_names += [curve] if curve not in curve_names else []
+            fold_handles.setdefault(label, Line2D([], [], color=c, lw=1.0, label=label))
+        if len(members) > 1:
+            for curve in dict.fromkeys(cv for x in members for cv in x["curves"]):
+                rows = [x["curves"][curve] for x in members if curve in x["curves"]]
+                grid = np.full((len(rows), max(len(r) for r in rows)), np.nan)
+                for i, r in enumerate(rows):
+                    grid[i, : len(r)] = r
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)  # an epoch no fold reached: NaN, not drawn
+                    mean = np.nanmean(grid, axis=0)
+                ax.plot(range(1, grid.shape[1] + 1), mean, color="black", lw=2.4, ls=_curve_style(curve))
+        ax.set(xlabel="epoch", ylabel=_STAGE_LOSS.get(stage, "loss"), title=f"{_STAGE_TITLES.get(stage, stage)}: {panel}")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    style_handles = [Line2D([], [], color="black", lw=1.0, ls=_curve_style(cv), label=cv) for cv in curve_names]
+    if any(len(v) > 1 for v in panels.values()):
+        style_handles.append(Line2D([], [], color="black", lw=2.4, label="mean of the thin lines (bold)"))
+    # one legend for all panels, outside them (no suptitle: a centred figure title would run into it)
+    fig.legend(handles=[*fold_handles.values(), *style_handles], loc="outside right upper", fontsize=8,
+               frameon=False, title="thin: one line per fold", title_fontsize=8)
+    return fig
+
+
+def _plot_curves(path: Path, stage: str, series: dict[str, dict[str, Any]]) -> None:
+    _save_figure(curves_figure(stage, series), path)
 
 
 def write_report(run_dir: str | Path, results: dict[str, Any], meta: dict[str, Any]) -> dict[str, Path]:

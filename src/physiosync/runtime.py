@@ -5,21 +5,53 @@ from __future__ import annotations
 
 import os
 import random
+import re
+from typing import Any
 
 import numpy as np
 
+from physiosync.errors import ConfigError, shorten
+
+_DEVICE_RE = re.compile(r"(auto|cpu|mps|cuda)(?::(\d{1,4}))?")
+
 
 def resolve_device(name: str = "auto") -> torch.device:  # noqa: F821
-    """``auto`` picks CUDA when present, then Apple MPS, else CPU; anything else is passed to torch."""
+    """``auto`` picks CUDA when present, then Apple MPS, else CPU; ``cpu``, ``cuda``, ``cuda:N``, ``mps``
+    are checked against this machine.
+
+    Why check here: torch accepts ``torch.device("cuda")`` on a machine without a GPU and fails only at
+    the first tensor moved there, deep inside a stage, with a traceback; ``tpu0`` fails with torch's own
+    parse error. Both become a one-line :class:`~physiosync.errors.ConfigError` before any work starts.
+    """
     import torch
 
-    if name == "auto":
+    m = _DEVICE_RE.fullmatch(str(name))
+    if m is None or (m.group(2) is not None and m.group(1) != "cuda"):
+        raise ConfigError(f"device {shorten(repr(name), 60)}: unknown device; expected auto, cpu, cuda, cuda:N or mps")
+    kind, index = m.group(1), m.group(2)
+    if kind == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        if _mps_available(torch):
             return torch.device("mps")
         return torch.device("cpu")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name!r} (--device / config key device): no CUDA device is available on "
+                              "this machine; use --device cpu (or auto)")
+        count = torch.cuda.device_count()
+        if index is not None and int(index) >= count:
+            raise ConfigError(f"device {name!r} (--device / config key device): this machine has {count} CUDA "
+                              f"device(s), cuda:0..cuda:{count - 1}")
+    if kind == "mps" and not _mps_available(torch):
+        raise ConfigError(f"device {name!r} (--device / config key device): Apple MPS is not available on this "
+                          "machine; use --device cpu (or auto)")
     return torch.device(name)
+
+
+def _mps_available(torch: Any) -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return mps is not None and bool(mps.is_available())
 
 
 def seed_everything(seed: int) -> None:

@@ -43,8 +43,11 @@ short window. After every row the test windows of its prediction tables are chec
 comparison's folds; any difference is an error. ``short-only`` and ``long-only`` are skipped (and the
 report says so) when the configuration has a single resolution (DREAMER's default).
 
-Resuming: a row whose ``results.json`` and prediction tables for every requested fold and label exist is
-not run again; an unfinished PhysioSync row resumes through the pipeline's own checkpoints.
+Resuming: a row is finished when its completion marker — the last file it writes: ``results.json`` for a
+baseline row, ``report.md`` for a PhysioSync row — and its prediction tables for every requested fold and
+label exist; a finished row is not run again, an unfinished PhysioSync row resumes through the pipeline's
+own checkpoints. Stale temporary files of killed processes under the comparison directory are removed
+when it starts (:func:`physiosync.atomic.clean_stale_temps`).
 
 Paired test: for each row and label, ``scipy.stats.wilcoxon`` on per-fold accuracy against the
 ``physiosync`` row, paired by fold; with fewer than 6 folds (too few pairs for the signed-rank test to
@@ -67,7 +70,7 @@ from typing import Any, Literal
 import numpy as np
 
 from physiosync.atomic import atomic_path, write_json_atomic, write_text_atomic
-from physiosync.config import RunConfig, deep_merge, load_config, validate_config
+from physiosync.config import RunConfig, deep_merge, load_config, resolve_config, validate_config
 from physiosync.errors import ConfigError, DataFormatError
 from physiosync.table import N_CLASSES, WindowTable
 
@@ -140,7 +143,7 @@ CSV_COLUMNS = (
     "trial_vote_accuracy_mean", "trial_vote_accuracy_std",
     "subject_accuracy_mean", "subject_accuracy_std",
     "subject_balanced_accuracy_mean", "subject_balanced_accuracy_std",
-    "majority_accuracy_mean", "majority_accuracy_std",
+    "majority_accuracy_mean", "majority_accuracy_std", "chance_mean", "chance_std", "chance_p",
     "n_folds", "n_subjects", "ddof",
     "test_unit", "wilcoxon_statistic", "wilcoxon_p", "wilcoxon_n", "note",
 )
@@ -238,9 +241,15 @@ def compare_dir_of(cfg: RunConfig) -> Path:
 
 
 def open_comparison(cfg: RunConfig, progress: bool = True) -> Comparison:
-    """Prepare the cache once and make (or reload) the comparison's folds in ``compare_dir/folds.json``."""
+    """Prepare the cache once and make (or reload) the comparison's folds in ``compare_dir/folds.json``.
+
+    The config is resolved first (:func:`physiosync.config.resolve_config`): baseline rows, PhysioSync rows
+    and the saved ``config.yaml`` all see the same window lengths and dataset defaults (on DREAMER: 1 s only).
+    """
+    from physiosync.atomic import clean_stale_temps
     from physiosync.pipeline import (
         RunContext,
+        require_data_dir,
         resolve_run_precision,
         selected_folds,
         stage_folds,
@@ -249,10 +258,14 @@ def open_comparison(cfg: RunConfig, progress: bool = True) -> Comparison:
     )
     from physiosync.runtime import resolve_device
 
+    cfg = resolve_config(cfg)
     cdir = compare_dir_of(cfg)
+    # An unusable device or a missing data directory is refused before anything is written.
     device = resolve_device(cfg.device)
     cfg = resolve_run_precision(cfg, cdir, device)  # every row runs (and reports) the same precision
+    require_data_dir(cfg)
     write_run_config(cfg, cdir)  # refuses a directory made with another configuration
+    clean_stale_temps(cdir, recursive=True)  # leftovers of killed rows (stale ones only)
     ctx = RunContext(cfg=cfg, run_dir=cdir, device=device)
     stage_prepare(ctx, progress=progress)
     stage_folds(ctx)  # the pipeline's own folds logic: same meta, so the rows' copies are reusable
@@ -276,11 +289,17 @@ def skip_reason(comp: Comparison, row: str) -> str | None:
 
 
 def row_is_finished(comp: Comparison, row: str) -> bool:
-    """A row is done when its results file and every requested (fold, label) prediction table exist."""
+    """A row is done when its completion marker and every requested (fold, label) prediction table exist.
+
+    The marker is the last file the row writes: ``results.json`` for a baseline row; for a PhysioSync row
+    ``report.md`` (its ``results.json`` is written by ``evaluate``, before the report, so a kill during the
+    report would otherwise leave a row that is never completed).
+    """
     from physiosync.report import prediction_path
 
     d = row_dir(comp, row)
-    return (d / "results.json").is_file() and all(
+    marker = "report.md" if isinstance(ROWS[row], PipelineRow) else "results.json"
+    return (d / marker).is_file() and all(
         prediction_path(d, f.index, label).is_file() for f in comp.selected for label in comp.cfg.labels
     )
 
@@ -409,7 +428,7 @@ def row_config(comp: Comparison, row: str) -> RunConfig:
     data["runs_dir"] = str(comp.dir / "rows")
     if comp.cfg.pretrain_store is None:
         data["pretrain_store"] = str(comp.dir / "pretrain")
-    return validate_config(data, f"compare row {row!r}")
+    return resolve_config(validate_config(data, f"compare row {row!r}"))
 
 
 def expand_fold_rows(rows: np.ndarray, long_table: WindowTable, short_table: WindowTable) -> np.ndarray:
@@ -450,11 +469,11 @@ def _same_folds(a: list[Any], b: list[Any]) -> bool:
 
 def write_row_folds(comp: Comparison, row_cfg: RunConfig) -> Path:
     """Put the comparison's folds into the row's run directory (or check the copy already there)."""
-    from physiosync.models.fusion import resolve_resolutions
     from physiosync.pipeline import RunContext, folds_meta, run_dir_of
     from physiosync.protocols import load_folds, save_folds
 
-    res = tuple(sorted(resolve_resolutions(comp.cache.contract, row_cfg.model)))
+    assert row_cfg.model.resolutions is not None  # row_config derives from the resolved comparison config
+    res = tuple(sorted(row_cfg.model.resolutions))
     ctx = RunContext(cfg=row_cfg, run_dir=run_dir_of(row_cfg), cache=comp.cache,
                      table=comp.cache.windows(max(res)), resolutions=res)
     want = folds_for_row(comp, ctx.table, res)
@@ -531,12 +550,16 @@ def check_row_folds(comp: Comparison, row: str) -> str:
 
 
 def summarise_row(comp: Comparison, row: str) -> dict[str, dict[str, Any]]:
-    """label -> ``report.summarise_label`` block from the row's prediction tables of the selected folds."""
+    """label -> ``report.summarise_label`` block from the row's prediction tables of the selected folds.
+
+    Each block carries the row's permutation estimate of chance (``chance``), computed exactly as a run's
+    report computes it (same function, the configuration's seed).
+    """
     from physiosync.report import prediction_path, read_predictions, summarise_label
 
     d = row_dir(comp, row)
     return {label: summarise_label([read_predictions(prediction_path(d, f.index, label)) for f in comp.selected],
-                                   N_CLASSES[label]) for label in comp.cfg.labels}
+                                   N_CLASSES[label], chance_seed=comp.cfg.seed) for label in comp.cfg.labels}
 
 
 def _make_results(comp: Comparison, blocks: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -600,6 +623,9 @@ def build_comparison(comp: Comparison, rows: list[str], status: dict[str, dict[s
                 keep = m != "f1_macro" or b["n_classes"] > 2
                 line[f"{m}_mean"] = st.get("mean") if keep else None
                 line[f"{m}_std"] = st.get("std") if keep else None
+            chance = b.get("chance") or {}
+            line.update(chance_mean=chance.get("chance_mean"), chance_std=chance.get("chance_std"),
+                        chance_p=chance.get("p_value"))
             for m in ("accuracy", "balanced_accuracy"):
                 line[f"subject_{m}_mean"] = (subj.get(m) or {}).get("mean")
                 line[f"subject_{m}_std"] = (subj.get(m) or {}).get("std")
@@ -663,14 +689,15 @@ def format_comparison(doc: dict[str, Any]) -> str:
     """Console table: protocol first, then one line per (row, label)."""
     lines = protocol_header(doc)
     head = (f"{'row':<17} {'label':<8} {'accuracy':>12} {'bal. acc.':>12} {'F1':>12} {'trial vote':>12} "
-            f"{'majority':>12}  paired test vs physiosync")
+            f"{'majority':>12} {'chance':>12}  paired test vs physiosync")
     lines += [head, "-" * len(head)]
     for x in doc["table"]:
         lines.append(f"{x['row']:<17} {x['label']:<8} {_pct(x['accuracy_mean'], x['accuracy_std']):>12} "
                      f"{_pct(x['balanced_accuracy_mean'], x['balanced_accuracy_std']):>12} "
                      f"{_pct(x['f1_mean'], x['f1_std']):>12} "
                      f"{_pct(x['trial_vote_accuracy_mean'], x['trial_vote_accuracy_std']):>12} "
-                     f"{_pct(x['majority_accuracy_mean'], x['majority_accuracy_std']):>12}  {_p(x)}")
+                     f"{_pct(x['majority_accuracy_mean'], x['majority_accuracy_std']):>12} "
+                     f"{_pct(x.get('chance_mean'), x.get('chance_std')):>12}  {_p(x)}")
     for r, st in doc["rows"].items():
         if st["status"] == "skipped":
             lines.append(f"{r}: {st['note']}")
@@ -679,6 +706,8 @@ def format_comparison(doc: dict[str, Any]) -> str:
 
 def render_markdown(doc: dict[str, Any], plot: str | None) -> str:
     """Text of ``comparison.md``."""
+    from physiosync.report import chance_cells, chance_legend
+
     p, meta = doc["protocol"], doc["meta"]
     lines = ["# PhysioSync comparison — baselines and ablations under the same folds", ""]
     if p["leaky"]:
@@ -696,18 +725,23 @@ def render_markdown(doc: dict[str, Any], plot: str | None) -> str:
     lines += [
         "## Results (%, mean ± std over folds; subjects: mean ± std over subjects; ddof 0)", "",
         "| row | label | accuracy | balanced acc. | F1 | macro F1 | trial-vote acc. | accuracy over subjects | "
-        "majority baseline | paired test vs physiosync |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "majority baseline | permutation chance | p (perm.) | paired test vs physiosync |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    n_perm = next((b["chance"].get("n_permutations") for res in doc["results"].values()
+                   for b in res["labels"].values() if b.get("chance")), None)
     for x in doc["table"]:
+        chance = ({"chance_mean": x["chance_mean"], "chance_std": x["chance_std"], "p_value": x["chance_p"]}
+                  if x.get("chance_mean") is not None else None)
+        chance_cell, p_cell = chance_cells(chance, digits=1)
         lines.append(
             f"| {x['row']} | {x['label']} | {_pct(x['accuracy_mean'], x['accuracy_std'])} | "
             f"{_pct(x['balanced_accuracy_mean'], x['balanced_accuracy_std'])} | "
             f"{_pct(x['f1_mean'], x['f1_std'])} ({x['f1_kind']}) | {_pct(x['f1_macro_mean'], x['f1_macro_std'])} | "
             f"{_pct(x['trial_vote_accuracy_mean'], x['trial_vote_accuracy_std'])} | "
             f"{_pct(x['subject_accuracy_mean'], x['subject_accuracy_std'])} | "
-            f"{_pct(x['majority_accuracy_mean'], x['majority_accuracy_std'])} | {_p(x)} |")
-    lines += ["", "Paired test: two-sided Wilcoxon signed-rank test (`scipy.stats.wilcoxon`) of the row's "
+            f"{_pct(x['majority_accuracy_mean'], x['majority_accuracy_std'])} | {chance_cell} | {p_cell} | {_p(x)} |")
+    lines += ["", chance_legend(n_perm, "the row's"), "", "Paired test: two-sided Wilcoxon signed-rank test (`scipy.stats.wilcoxon`) of the row's "
               "accuracy against the `physiosync` row's, paired by fold (by subject when there are fewer than "
               f"{MIN_FOLD_PAIRS} folds; the unit is named in each cell). W is the smaller signed-rank sum, n the "
               "number of pairs. A small p says the two rows differ consistently across folds; it says nothing "
@@ -722,28 +756,54 @@ def render_markdown(doc: dict[str, Any], plot: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_comparison(path: Path, doc: dict[str, Any]) -> None:
-    """Per-row accuracy (error bars: std over folds), majority baseline as a line, one panel per label."""
-    from matplotlib.figure import Figure  # no pyplot global state, no display
+_KIND_COLOURS = {"baseline": "tab:gray", "physiosync": "tab:green", "ablation": "tab:blue"}
+
+
+def comparison_figure(doc: dict[str, Any]) -> Any:
+    """Per-row accuracy (error bars: std over folds), each row's permutation chance as a diamond and the
+    majority baseline as a dashed line; one panel per label, one legend outside the panels.
+
+    Returns:
+        A matplotlib ``Figure`` (Agg canvas, no pyplot global state, no display needed).
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     labels = list(dict.fromkeys(x["label"] for x in doc["table"]))
-    fig = Figure(figsize=(max(5.0, 0.55 * len({x["row"] for x in doc["table"]}) + 2), 3.6 * max(1, len(labels))))
+    n_rows = len({x["row"] for x in doc["table"]})
+    fig = Figure(figsize=(max(5.0, 0.55 * n_rows + 2) + 2.2, 3.6 * max(1, len(labels))), layout="constrained")
+    kinds: list[str] = []
     for i, label in enumerate(labels):
         ax = fig.add_subplot(max(1, len(labels)), 1, i + 1)
         lines = [x for x in doc["table"] if x["label"] == label]
         acc = [100 * (x["accuracy_mean"] or 0.0) for x in lines]
         err = [100 * (x["accuracy_std"] or 0.0) for x in lines]
-        colors = ["tab:gray" if x["kind"] == "baseline" else "tab:blue" if x["kind"] == "ablation" else "tab:green"
-                  for x in lines]
-        ax.bar(range(len(lines)), acc, yerr=err, color=colors, capsize=3)
+        for x in lines:
+            kinds += [x["kind"]] if x["kind"] not in kinds else []
+        ax.bar(range(len(lines)), acc, yerr=err, color=[_KIND_COLOURS.get(x["kind"], "tab:blue") for x in lines],
+               capsize=3)
+        chance = [(j, 100 * x["chance_mean"]) for j, x in enumerate(lines) if x.get("chance_mean") is not None]
+        if chance:
+            # a diamond, not a tick: a black tick would read as an error-bar cap
+            ax.scatter(*zip(*chance, strict=True), color="gold", edgecolors="black", marker="D", s=36, zorder=3)
         maj = [x["majority_accuracy_mean"] for x in lines if x["majority_accuracy_mean"] is not None]
         if maj:
-            ax.axhline(100 * float(np.mean(maj)), color="tab:red", ls="--", lw=1, label="majority baseline")
-            ax.legend(fontsize=7, loc="lower right")
+            ax.axhline(100 * float(np.mean(maj)), color="tab:red", ls="--", lw=1)
         ax.set_xticks(range(len(lines)), [x["row"] for x in lines], rotation=45, ha="right", fontsize=8)
-        ax.set(ylim=(0, 100), ylabel="accuracy (%)",
+        ax.set(ylim=(0, 100), ylabel="accuracy (%)", xlabel="row",
                title=f"{label}: accuracy, mean ± std over folds ({doc['protocol']['name']})")
-    fig.tight_layout()
+        ax.grid(axis="y", alpha=0.3)
+    handles = [Patch(color=_KIND_COLOURS.get(k, "tab:blue"), label=k) for k in kinds]
+    handles += [Line2D([], [], color="gold", mec="black", marker="D", ms=6, ls="none", label="permutation chance"),
+                Line2D([], [], color="tab:red", ls="--", lw=1, label="majority baseline")]
+    fig.legend(handles=handles, loc="outside right upper", fontsize=8, frameon=False)
+    return fig
+
+
+def plot_comparison(path: Path, doc: dict[str, Any]) -> None:
+    """Write :func:`comparison_figure` as a PNG (atomically)."""
+    fig = comparison_figure(doc)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
 

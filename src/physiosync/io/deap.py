@@ -18,7 +18,7 @@ import numpy as np
 from physiosync.config import load_dataset_facts
 from physiosync.errors import DataFormatError
 from physiosync.io.safe_pickle import load_pickle
-from physiosync.recording import SubjectRecording, Trial
+from physiosync.recording import MAX_ABS_SAMPLE, SubjectRecording, Trial
 
 DeapFormat = Literal["auto", "python", "matlab"]
 
@@ -37,14 +37,35 @@ def canonical_subject_id(subject: str | int) -> str:
 
 
 def _scan(folder: Path, suffix: str) -> dict[str, Path]:
-    """Subject id -> file for the ``s<digits><suffix>`` files directly inside ``folder``."""
+    """Subject id -> file for the ``s<digits><suffix>`` files directly inside ``folder``.
+
+    Stray files (readme, ``.DS_Store``, partial downloads) and folders are not subjects and are skipped;
+    but a *broken* entry that is named like a subject (a dangling symlink, a symlink loop, ``s0.dat``) is an
+    error, since skipping it would silently drop a subject. Listing errors (permissions) are errors too.
+    """
     found: dict[str, Path] = {}
-    if not folder.is_dir():
-        return found
-    for f in folder.iterdir():
+    try:
+        if not folder.is_dir():
+            return found
+        entries = list(folder.iterdir())
+    except OSError as e:
+        raise DataFormatError(folder, "data_dir", f"unreadable directory ({e.strerror or type(e).__name__})",
+                              "a directory this user can list") from None
+    for f in entries:
         m = _SUBJECT_FILE.match(f.name)
-        if m is None or f".{m.group(2)}" != suffix or not f.is_file():
-            continue  # stray files (readme, .DS_Store, partial downloads) are not subjects
+        if m is None or f".{m.group(2)}" != suffix:
+            continue
+        try:
+            if not f.is_file():
+                if f.is_symlink() and not f.exists():  # exists() follows the link: False if dangling or a loop
+                    raise DataFormatError(f, "subject file", "a broken symbolic link (missing target or a loop)",
+                                          "a readable subject file")
+                continue  # a folder (or a link to one) is not a subject
+        except OSError as e:
+            raise DataFormatError(f, "subject file", f"unreadable ({e.strerror or type(e).__name__})",
+                                  "a readable subject file") from None
+        if int(m.group(1)) < 1:
+            raise DataFormatError(f, "subject id", f"{f.stem!r} (subject numbers start at 1)", "s1/s01 or above")
         sid = canonical_subject_id(m.group(1))
         if sid in found:
             raise DataFormatError(folder, "subject files", f"{found[sid].name} and {f.name} are both {sid}",
@@ -55,8 +76,14 @@ def _scan(folder: Path, suffix: str) -> dict[str, Path]:
 
 def _locate(data_dir: Path, fmt: DeapFormat) -> tuple[str, dict[str, Path]]:
     """Find the subject files of the requested format in ``data_dir`` or its DEAP sub-folder."""
-    if not data_dir.is_dir():
-        raise DataFormatError(data_dir, "data_dir", "no such directory", "a DEAP data directory")
+    try:
+        is_dir, exists = data_dir.is_dir(), data_dir.exists()
+    except OSError as e:
+        raise DataFormatError(data_dir, "data_dir", f"unreadable ({e.strerror or type(e).__name__})",
+                              "a DEAP data directory this user can list") from None
+    if not is_dir:
+        raise DataFormatError(data_dir, "data_dir", "not a directory" if exists else "no such directory",
+                              "a DEAP data directory")
     formats = ["python", "matlab"] if fmt == "auto" else [fmt]
     hits: dict[str, dict[str, Path]] = {}
     for f in formats:
@@ -123,27 +150,62 @@ def _load_arrays(path: Path) -> dict[str, Any]:
     import scipy.io
 
     try:
-        return scipy.io.loadmat(path)
+        # loadmat returns MATLAB logical arrays as uint8 (indistinguishable from 0/1 doubles); the variable
+        # headers still say "logical", and reading them costs no signal I/O.
+        classes = {name: cls for name, _, cls in scipy.io.whosmat(path)}
+        mat = scipy.io.loadmat(path)
     except NotImplementedError:  # MATLAB v7.3 (HDF5) files
         raise DataFormatError(path, "<file>", "MATLAB v7.3 (HDF5) file", "a MATLAB v5 .mat file") from None
     except Exception as e:  # noqa: BLE001 - any parse failure of the file is a format error
-        raise DataFormatError(path, "<file>", f"unreadable .mat ({type(e).__name__}: {e})",
+        raise DataFormatError(path, "<file>", f"unreadable .mat ({type(e).__name__}: {_clip(str(e))})",
                               "a MATLAB v5 .mat file with variables data and labels") from None
+    for key in ("data", "labels"):
+        if classes.get(key) == "logical":
+            raise DataFormatError(path, key, "a MATLAB logical array", "a numeric (double) array")
+    return mat
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    """Bound what an error message echoes from a file (a hostile file controls these strings)."""
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} characters)"
+
+
+def _describe_keys(obj: dict[Any, Any], limit: int = 6) -> str:
+    """The keys of a loaded dict for an error message: any key types, bounded length, stable order."""
+    keys = sorted((_safe_repr(k) for k in obj if not (isinstance(k, str) and k.startswith("__"))),
+                  key=lambda k: (len(k), k))
+    shown = ", ".join(k if len(k) <= 30 else k[:30] + "…" for k in keys[:limit])
+    return f"[{shown}{f', … ({len(keys)} keys)' if len(keys) > limit else ''}]"
+
+
+def _safe_repr(value: object) -> str:
+    try:
+        return repr(value)
+    except Exception:  # noqa: BLE001 - e.g. an int beyond Python's digit limit
+        return f"<{type(value).__name__}>"
+
+
+# Signal dtypes a subject file may hold: real floats and integers. Complex (the imaginary part would be
+# dropped), bool (MATLAB logical), timedelta64 (an *integer* subtype for numpy), object and text are refused.
+NUMERIC_KINDS = "fiu"
 
 
 def _validate(path: Path, sid: str, obj: dict[str, Any], facts: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """Check shapes, dtypes and finiteness of one subject's arrays; return (data, labels) as float64."""
+    """Check shapes, dtypes and values of one subject's arrays; return (data, labels) as float64.
+
+    Values must be finite and at most :data:`~physiosync.recording.MAX_ABS_SAMPLE` in magnitude, so that
+    preprocessing's float64 statistics (squares summed over a trial) cannot overflow.
+    """
     n_ch, n_samp = facts["n_channels_file"], facts["n_samples_file"]
     n_ratings = len(facts["ratings"])
     arrays = {}
     for key in ("data", "labels"):
         if key not in obj:
-            present = sorted(k for k in obj if not str(k).startswith("__"))
-            raise DataFormatError(path, key, f"missing (keys {present})", "keys 'data' and 'labels'")
+            raise DataFormatError(path, key, f"missing (keys {_describe_keys(obj)})", "keys 'data' and 'labels'")
         a = obj[key]
-        if not isinstance(a, np.ndarray) or not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
+        if not isinstance(a, np.ndarray) or a.dtype.kind not in NUMERIC_KINDS:
             found = f"{type(a).__name__} {getattr(a, 'dtype', '')}".strip()
-            raise DataFormatError(path, key, found, "a numeric numpy array")
+            raise DataFormatError(path, key, found, "a real numeric numpy array (float or integer)")
         arrays[key] = np.asarray(a, dtype=np.float64)  # no copy for float64 input (the real files)
     data, labels = arrays["data"], arrays["labels"]
     if data.ndim != 3 or data.shape[0] < 1 or data.shape[1:] != (n_ch, n_samp):
@@ -157,10 +219,16 @@ def _validate(path: Path, sid: str, obj: dict[str, Any], facts: dict[str, Any]) 
         t, r = np.argwhere(bad)[0]
         raise DataFormatError(path, "labels", f"{labels[t, r]!r} for subject {sid} trial {t} ({facts['ratings'][r]})",
                               f"finite ratings in [{lo}, {hi}]")
-    finite = np.isfinite(data).all(axis=2)  # (n_trials, n_channels), avoids a full-size mask copy
-    if not finite.all():
-        t, c = np.argwhere(~finite)[0]
-        raise DataFormatError(path, "data", f"NaN/Inf in subject {sid} trial {t} channel {c}", "finite values")
+    # Two reductions per (trial, channel), no full-size temporary; NaN propagates and fails both tests.
+    ok = (data.max(axis=2) <= MAX_ABS_SAMPLE) & (data.min(axis=2) >= -MAX_ABS_SAMPLE)
+    if not ok.all():
+        t, c = np.argwhere(~ok)[0]
+        row = data[t, c]
+        if not np.isfinite(row).all():
+            found = f"NaN/Inf in subject {sid} trial {t} channel {c}"
+        else:
+            found = f"{row[np.argmax(np.abs(row))]:.3g} in subject {sid} trial {t} channel {c}"
+        raise DataFormatError(path, "data", found, f"finite values of magnitude <= {MAX_ABS_SAMPLE:g}")
     return data, labels
 
 

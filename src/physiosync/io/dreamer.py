@@ -2,13 +2,14 @@
 
 Implements contract 1 for DREAMER. The file is one MATLAB struct, so it is loaded whole with
 ``scipy.io.loadmat`` default options (≈450 MB on disk for the real file) and subjects are then yielded one
-at a time, each validated: sampling rates and electrodes against the dataset facts, 18 clips per subject,
-61 s baselines, ECG (256 Hz) lasting as long as EEG (128 Hz) within a second, finite values, integer
-scores 1..5. Arrays are transposed to ``(n_chans, n_samples)`` views.
+at a time, each validated: sampling rates and electrodes against the dataset facts, ``noOfVideoSequences``
+clips per subject (18 in the public file), 61 s baselines, ECG (256 Hz) lasting as long as EEG (128 Hz)
+within a second, finite real values of bounded magnitude, integer scores 1..5. Arrays are transposed to ``(n_chans, n_samples)`` views.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,8 @@ import numpy as np
 
 from physiosync.config import load_dataset_facts
 from physiosync.errors import DataFormatError
-from physiosync.io.deap import canonical_subject_id
-from physiosync.recording import SubjectRecording, Trial
+from physiosync.io.deap import NUMERIC_KINDS, canonical_subject_id
+from physiosync.recording import MAX_ABS_SAMPLE, SubjectRecording, Trial
 
 TOP_FIELDS = ("Data", "EEG_SamplingRate", "ECG_SamplingRate", "EEG_Electrodes", "noOfSubjects",
               "noOfVideoSequences")
@@ -28,22 +29,48 @@ SCORE_FIELDS = {"valence": "ScoreValence", "arousal": "ScoreArousal", "dominance
 
 def load_dreamer_struct(path: str | Path) -> Any:
     """``loadmat(path)['DREAMER'][0, 0]`` with file-level errors turned into :class:`DataFormatError`."""
-    import scipy.io
 
     path = Path(path)
-    if not path.is_file():
-        raise DataFormatError(path, "<file>", "no such file", "the public DREAMER.mat")
     try:
-        mat = scipy.io.loadmat(path)
+        is_file = path.is_file()
+    except OSError as e:
+        raise DataFormatError(path, "<file>", f"unreadable ({e.strerror or type(e).__name__})",
+                              "the public DREAMER.mat") from None
+    if not is_file:
+        found = "a broken symbolic link" if path.is_symlink() else "no such file"
+        raise DataFormatError(path, "<file>", found, "the public DREAMER.mat")
+    try:
+        mat = _loadmat(path)
     except NotImplementedError:
         raise DataFormatError(path, "<file>", "MATLAB v7.3 (HDF5) file", "a MATLAB v5 .mat file") from None
     except Exception as e:  # noqa: BLE001 - any parse failure of the file is a format error
-        raise DataFormatError(path, "<file>", f"unreadable .mat ({type(e).__name__}: {e})",
+        msg = str(e) if len(str(e)) <= 200 else str(e)[:200] + "…"
+        raise DataFormatError(path, "<file>", f"unreadable .mat ({type(e).__name__}: {msg})",
                               "the public DREAMER.mat (MATLAB v5)") from None
     if "DREAMER" not in mat:
         found = sorted(k for k in mat if not k.startswith("__"))
         raise DataFormatError(path, "DREAMER", f"missing (variables {found})", "a struct variable 'DREAMER'")
     return _record(path, "DREAMER", mat["DREAMER"], TOP_FIELDS)
+
+
+def _loadmat(path: Path) -> dict[str, Any]:
+    """``loadmat`` that keeps MATLAB logical arrays recognisable and complex ones complex.
+
+    Default options return a logical array as uint8, like the integer storage MATLAB uses for integral
+    doubles, so a logical "signal" would pass as numbers; ``mat_dtype=True`` returns bool for it but casts
+    complex doubles to real (dropping the imaginary part with a ComplexWarning). So the file is read with
+    ``mat_dtype=True`` and that warning as an error; a file with complex values is re-read with default
+    options, where the complex field keeps its dtype and the checks name it.
+    """
+    import scipy.io
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", np.exceptions.ComplexWarning)
+        try:
+            return scipy.io.loadmat(path, mat_dtype=True)
+        except np.exceptions.ComplexWarning:
+            pass
+    return scipy.io.loadmat(path)
 
 
 def _record(path: Path, field: str, value: Any, fields: tuple[str, ...]) -> Any:
@@ -66,10 +93,22 @@ def _unwrap(path: Path, field: str, value: Any) -> Any:
 
 
 def _scalar(path: Path, field: str, value: Any) -> float:
+    """A finite real numeric 1x1 value (complex, logical, timedelta and NaN/Inf are refused)."""
     a = np.asarray(_unwrap(path, field, value))
-    if a.size != 1 or not np.issubdtype(a.dtype, np.number):
-        raise DataFormatError(path, field, f"{a.dtype} shape {a.shape}", "a numeric scalar")
-    return float(a.reshape(-1)[0])
+    if a.size != 1 or a.dtype.kind not in NUMERIC_KINDS:
+        raise DataFormatError(path, field, f"{a.dtype} shape {a.shape}", "a real numeric scalar")
+    x = float(a.reshape(-1)[0])
+    if not np.isfinite(x):
+        raise DataFormatError(path, field, x, "a finite number")
+    return x
+
+
+def _count(path: Path, field: str, value: Any) -> int:
+    """A positive integer count stored as a MATLAB double (``2.5`` is not read as 2)."""
+    x = _scalar(path, field, value)
+    if x != round(x) or x < 1:
+        raise DataFormatError(path, field, x, "a positive integer")
+    return int(x)
 
 
 def _cells(path: Path, field: str, value: Any, n: int) -> list[Any]:
@@ -91,15 +130,20 @@ def _text(value: Any) -> str:
 
 def _signal(path: Path, field: str, value: Any, n_chans: int, min_samples: int = 1) -> np.ndarray:
     """A (samples, n_chans) numeric matrix -> float64 (n_chans, samples) view, checked finite."""
-    if not isinstance(value, np.ndarray) or not np.issubdtype(value.dtype, np.number):
+    if not isinstance(value, np.ndarray) or value.dtype.kind not in NUMERIC_KINDS:
         raise DataFormatError(path, field, f"{type(value).__name__} {getattr(value, 'dtype', '')}",
-                              f"a numeric (n_samples, {n_chans}) matrix")
+                              f"a real numeric (n_samples, {n_chans}) matrix")
     if value.ndim != 2 or value.shape[1] != n_chans or value.shape[0] < min_samples:
         raise DataFormatError(path, field, f"shape {value.shape}", f"(n_samples >= {min_samples}, {n_chans})")
     a = np.asarray(value, dtype=np.float64)
-    finite = np.isfinite(a).all(axis=0)
-    if not finite.all():
-        raise DataFormatError(path, field, f"NaN/Inf in channel {int(np.argmin(finite))}", "finite values")
+    # Per-channel reductions (NaN propagates and fails both); the bound keeps float64 statistics finite.
+    ok = (a.max(axis=0) <= MAX_ABS_SAMPLE) & (a.min(axis=0) >= -MAX_ABS_SAMPLE)
+    if not ok.all():
+        c = int(np.argmin(ok))
+        col = a[:, c]
+        found = (f"NaN/Inf in channel {c}" if not np.isfinite(col).all()
+                 else f"{col[np.argmax(np.abs(col))]:.3g} in channel {c}")
+        raise DataFormatError(path, field, found, f"finite values of magnitude <= {MAX_ABS_SAMPLE:g}")
     return a.T
 
 
@@ -113,10 +157,8 @@ def _header(path: Path, rec: Any, facts: dict[str, Any]) -> tuple[list[Any], int
     electrodes = [_text(e) for e in _cells(path, "DREAMER.EEG_Electrodes", rec["EEG_Electrodes"], len(eeg_names))]
     if electrodes != eeg_names:
         raise DataFormatError(path, "DREAMER.EEG_Electrodes", electrodes, eeg_names)
-    n_subjects = int(_scalar(path, "DREAMER.noOfSubjects", rec["noOfSubjects"]))
-    n_clips = int(_scalar(path, "DREAMER.noOfVideoSequences", rec["noOfVideoSequences"]))
-    if n_subjects < 1 or n_clips < 1:
-        raise DataFormatError(path, "DREAMER.noOfSubjects/noOfVideoSequences", (n_subjects, n_clips), "positive counts")
+    n_subjects = _count(path, "DREAMER.noOfSubjects", rec["noOfSubjects"])
+    n_clips = _count(path, "DREAMER.noOfVideoSequences", rec["noOfVideoSequences"])
     data = _cells(path, "DREAMER.Data", rec["Data"], n_subjects)
     return data, n_clips
 
@@ -161,7 +203,7 @@ def _read_subject(path: Path, sid: str, subj: Any, n_clips: int, facts: dict[str
     for name, fld in SCORE_FIELDS.items():
         raw = _unwrap(path, f"{where}.{fld}", rec[fld])
         s = np.asarray(raw)
-        if not np.issubdtype(s.dtype, np.number) or s.size != n_clips:
+        if s.dtype.kind not in NUMERIC_KINDS or s.size != n_clips:
             raise DataFormatError(path, f"{where}.{fld}", f"{s.dtype} shape {s.shape}", f"({n_clips}, 1) integer scores")
         s = s.reshape(-1).astype(np.float64)
         bad = ~np.isfinite(s) | (s != np.round(s)) | (s < lo) | (s > hi)

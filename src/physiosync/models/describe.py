@@ -14,25 +14,19 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from physiosync.config import ModelConfig, load_config, load_dataset_facts
+from physiosync.config import ModelConfig, dataset_defaults, load_config, resolve_config
 from physiosync.contract import DataContract
 from physiosync.models.encoder import is_parity_name
 from physiosync.models.flops import batch_flops, count_flops, module_flops
 from physiosync.models.fusion import FinetuneModel
 from physiosync.models.heads import PretrainModel
 
-# Resolutions fused by default (method-spec §3.6/§3.7): the DREAMER code has no 5 s branch anywhere.
-DEFAULT_RESOLUTIONS: dict[str, tuple[float, ...]] = {
-    name: tuple(float(w) for w in load_dataset_facts(name)["default_resolutions"]) for name in ("deap", "dreamer")
-}
-
 
 def default_resolutions(contract_or_dataset: DataContract | str) -> list[float]:
-    """Dataset-default resolutions: by name from :data:`DEFAULT_RESOLUTIONS`, else the contract's windows."""
+    """Dataset-default resolutions (method-spec §3.6/§3.7: the DREAMER code has no 5 s branch anywhere), as
+    :func:`physiosync.config.resolve_config` fills them; for a contract, its window lengths."""
     if isinstance(contract_or_dataset, str):
-        if contract_or_dataset not in DEFAULT_RESOLUTIONS:
-            raise KeyError(f"no default resolutions for dataset {contract_or_dataset!r}")
-        return list(DEFAULT_RESOLUTIONS[contract_or_dataset])
+        return list(dataset_defaults(contract_or_dataset)["resolutions"])
     return list(contract_or_dataset.window_s)
 
 
@@ -102,11 +96,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from physiosync.datasets import prepared_contract
 
-    cfg = load_config(args.config, args.overrides)
-    dataset = args.dataset or cfg.dataset.name
+    overrides = [*args.overrides, *([f"dataset.name={args.dataset}"] if args.dataset else [])]
+    cfg = resolve_config(load_config(args.config, overrides))  # --dataset before resolving its defaults
+    dataset = cfg.dataset.name
     model_cfg = cfg.model.model_copy(update={"parity": cfg.model.parity or args.parity})
-    if model_cfg.resolutions is None:
-        model_cfg = model_cfg.model_copy(update={"resolutions": default_resolutions(dataset)})
+    assert model_cfg.resolutions is not None
     windows = tuple(sorted({1.0, 5.0, *model_cfg.resolutions}))
     contract = prepared_contract(dataset, windows)
     rows = describe_rows(contract, model_cfg)

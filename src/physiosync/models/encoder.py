@@ -6,8 +6,8 @@ The representation used everywhere is the final-normalised token sequence flatte
 order [CLS, view1, view2, view3].
 
 Parity modules (D20): the authors' code creates parameters that are never used in the forward pass — a
-second MLP + LayerNorm ("mix-FFN") in the last block and an "other modality" prompt tensor in each EEG
-block. They are created only with ``ModelConfig.parity=True`` so that parameter counts equal §3.9; their
+second MLP + LayerNorm ("mix-FFN") in every block from index 2 on (only the last block at the paper's depth
+3) and an "other modality" prompt tensor in each EEG block. They are created only with ``ModelConfig.parity=True`` so that parameter counts equal §3.9; their
 attribute names start with :data:`PARITY_PREFIX` so counting and checks can tell them apart.
 """
 
@@ -21,6 +21,7 @@ from physiosync.config import ModelConfig
 from physiosync.contract import ModalitySpec
 
 PARITY_PREFIX = "unused_"  # attribute-name prefix of parity-only modules/parameters (never in the forward)
+PARITY_MIX_FFN_FROM = 2  # D20: the authors create the unused mix-FFN in every block whose index is >= 2
 
 
 def is_parity_name(name: str) -> bool:
@@ -42,12 +43,70 @@ def lookup_embed_dim(cfg: ModelConfig, window_s: float) -> int:
     raise KeyError(f"model.embed_dim has no entry for a {window_s} s window (keys: {list(cfg.embed_dim)})")
 
 
+class SliceBatchNorm1d(nn.BatchNorm1d):
+    """``BatchNorm1d`` that can also normalise interleaved slices with per-slice batch statistics.
+
+    Why: fine-tuning encodes the k consecutive 1 s slices of a 5 s sample in ONE encoder call (one big
+    GEMM instead of k small ones). The authors encode each slice separately, so their BatchNorm normalises
+    every slice over its own B windows and updates the running statistics k times per step, in slice
+    order. :meth:`forward_slices` reproduces exactly that in one vectorised call: the slice index is folded
+    into the channel axis, so one ``batch_norm`` kernel yields k·C per-slice means/variances, and the k
+    running-statistic updates are then applied in slice order (each exactly as ``nn.BatchNorm1d`` would,
+    including ``num_batches_tracked`` and ``momentum=None``). :meth:`forward` is plain ``BatchNorm1d``, and
+    the parameters/buffers are the same, so state dicts are interchangeable with ``nn.BatchNorm1d``.
+    """
+
+    def forward_slices(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalise each slice ``x[:, j]`` with its own batch statistics (as k separate BN calls).
+
+        In eval mode (running statistics) the slicing changes nothing and the plain path is used.
+
+        Shape:
+            x: (B, k, G, C) — B samples, k slices, G rows per slice and sample (e.g. tokens), C features;
+            statistics of slice j are taken over its B·G rows. Returns (B, k, G, C).
+        """
+        b, k, g, c = x.shape
+        if c != self.num_features:
+            raise ValueError(f"SliceBatchNorm1d expects {self.num_features} features, got {c}")
+        use_batch_stats = self.training or self.running_mean is None or self.running_var is None
+        if not use_batch_stats:
+            return super().forward(x.reshape(b * k * g, c)).view(b, k, g, c)
+        # Channel axis = (slice, feature): one kernel, statistics per slice and feature over (B, G).
+        flat = x.permute(0, 2, 1, 3).reshape(b * g, k * c)
+        weight = self.weight.repeat(k) if self.weight is not None else None
+        bias = self.bias.repeat(k) if self.bias is not None else None
+        track = self.training and self.track_running_stats and self.running_mean is not None
+        if track:
+            # momentum = 1 makes the kernel write exactly the batch mean and the UNBIASED batch variance
+            # (what BatchNorm folds into running_var) into these scratch buffers.
+            batch_mean = torch.zeros(k * c, dtype=self.running_mean.dtype, device=x.device)
+            batch_var = torch.ones(k * c, dtype=self.running_var.dtype, device=x.device)
+            out = F.batch_norm(flat, batch_mean, batch_var, weight, bias, True, 1.0, self.eps)
+            self._update_running_stats(batch_mean.view(k, c), batch_var.view(k, c))
+        else:
+            out = F.batch_norm(flat, None, None, weight, bias, True, 0.0, self.eps)
+        return out.view(b, g, k, c).permute(0, 2, 1, 3)
+
+    @torch.no_grad()
+    def _update_running_stats(self, means: torch.Tensor, unbiased_vars: torch.Tensor) -> None:
+        """k sequential BatchNorm updates in slice order (``means``/``unbiased_vars``: (k, C))."""
+        for mean, var in zip(means, unbiased_vars, strict=True):
+            self.num_batches_tracked.add_(1)
+            factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else float(self.momentum)
+            self.running_mean.mul_(1.0 - factor).add_(mean, alpha=factor)
+            self.running_var.mul_(1.0 - factor).add_(var, alpha=factor)
+
+
 class MultiViewEmbedding(nn.Module):
     """Multi-view embedding (§3.1): V tokens = one shared linear value gated by V sigmoid gates, then BN.
 
     The value map A: F → d and the gate map G: F → V·d are stored as ONE linear layer F → (1+V)·d (rows
     ``[:d]`` are A, rows ``[d:]`` are G): one GEMM instead of two for the largest weight of the model, with
     exactly the same parameters and maths.
+
+    With ``n_slices = k > 1`` the rows are k interleaved groups (row ``i·k + j`` = slice j of sample i) and
+    the BatchNorm takes per-slice batch statistics (:class:`SliceBatchNorm1d`), as if each slice had been
+    embedded in its own call.
 
     Shape:
         input: (B, F) flattened window; output: (B, V, d).
@@ -57,14 +116,17 @@ class MultiViewEmbedding(nn.Module):
         super().__init__()
         self.dim, self.n_views = dim, n_views
         self.proj = nn.Linear(n_features, (1 + n_views) * dim)
-        self.norm = nn.BatchNorm1d(dim)  # statistics over batch × views (tokens folded into the batch)
+        self.norm = SliceBatchNorm1d(dim)  # statistics over batch × views (tokens folded into the batch)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Shape: x (B, F) -> (B, V, d)."""
+    def forward(self, x: torch.Tensor, n_slices: int = 1) -> torch.Tensor:
+        """Shape: x (B, F) -> (B, V, d); B must be a multiple of ``n_slices``."""
         b = x.shape[0]
         value, gates = self.proj(x).split([self.dim, self.n_views * self.dim], dim=-1)
         tokens = value.unsqueeze(1) * torch.sigmoid(gates).view(b, self.n_views, self.dim)
-        return self.norm(tokens.reshape(b * self.n_views, self.dim)).view(b, self.n_views, self.dim)
+        if n_slices == 1:
+            return self.norm(tokens.reshape(b * self.n_views, self.dim)).view(b, self.n_views, self.dim)
+        grouped = tokens.view(b // n_slices, n_slices, self.n_views, self.dim)
+        return self.norm.forward_slices(grouped).reshape(b, self.n_views, self.dim)
 
 
 class Attention(nn.Module):
@@ -116,7 +178,7 @@ class Block(nn.Module):
         mlp_ratio: MLP hidden width = mlp_ratio · d.
         layer_scale_init: Initial value of the layer-scale vectors γ₁, γ₂.
         n_prompts: Prompt tokens of this block (0 = none, the PPS encoder).
-        parity_mix_ffn: Create the unused "mix-FFN" (MLP + LayerNorm) of the authors' last block (D20).
+        parity_mix_ffn: Create the unused "mix-FFN" (MLP + LayerNorm) of the authors' blocks >= 2 (D20).
         parity_other_prompt: Create the unused "other modality" prompt tensor of EEG blocks (D20).
     """
 
@@ -184,7 +246,7 @@ class Encoder(nn.Module):
                 cfg.mlp_ratio,
                 cfg.layer_scale_init,
                 n_prompts=n_prompts,
-                parity_mix_ffn=cfg.parity and i == cfg.depth - 1,
+                parity_mix_ffn=cfg.parity and i >= PARITY_MIX_FFN_FROM,
                 parity_other_prompt=cfg.parity,
             )
             for i in range(cfg.depth)
@@ -207,8 +269,16 @@ class Encoder(nn.Module):
         for p in (self.cls_token, self.type_embed, self.pos_embed):
             nn.init.trunc_normal_(p, std=0.02)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor, n_slices: int = 1) -> torch.Tensor:
         """Encode windows into the flattened representation.
+
+        Args:
+            x: The windows.
+            n_slices: k > 1 when the rows are k interleaved slices of B/k longer samples (row ``i·k + j`` =
+                slice j of sample i): in training mode the embedding's BatchNorm then uses per-slice batch
+                statistics and k running-stat updates, exactly as k separate calls would. The only other
+                batch-coupled op, token dropout, draws independent elements either way; LayerNorm and
+                attention act within one window.
 
         Shape:
             x: (B, n_chans, n_times) or (B, 1, n_chans, n_times); returns (B, 4·d) = [CLS, view1..3].
@@ -220,7 +290,9 @@ class Encoder(nn.Module):
                 f"encoder expects (B, {self.n_chans}, {self.n_times}) windows, got {tuple(x.shape)}"
             )
         b = x.shape[0]
-        tokens = self.mve(x.reshape(b, self.n_chans * self.n_times))
+        if n_slices < 1 or b % n_slices:
+            raise ValueError(f"encoder got {b} windows, not a multiple of n_slices = {n_slices}")
+        tokens = self.mve(x.reshape(b, self.n_chans * self.n_times), n_slices)
         tokens = torch.cat((self.cls_token.expand(b, -1, -1), tokens), dim=1)
         tokens = self.token_dropout(tokens + self.type_embed + self.pos_embed)
         for block in self.blocks:

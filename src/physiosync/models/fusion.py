@@ -158,10 +158,16 @@ class FusionClassifier(nn.Module):
 class FinetuneModel(nn.Module):
     """Encoders for every fused (modality, resolution) + the fusion classifier (§3.6/§3.7, §5.1).
 
+    In training mode the BatchNorm of a shorter resolution's encoder normalises each slice position over
+    its own B windows, with one running-statistics update per slice (``cfg.slice_batchnorm="per-slice"``,
+    the authors' behaviour: they encode every slice in a separate call), while all slices still go through
+    one batched encoder call. ``"pooled"`` normalises over all k·B slices with one update per step.
+
     Attributes:
         encoders: :class:`EncoderDict` addressed by ``"eeg@5.0"`` etc.
         classifier: The :class:`FusionClassifier`.
         resolutions: Window lengths, longest first.
+        slice_batchnorm: ``"per-slice"`` or ``"pooled"`` (see above).
     """
 
     def __init__(self, contract: DataContract, cfg: ModelConfig, n_classes: int) -> None:
@@ -169,6 +175,7 @@ class FinetuneModel(nn.Module):
         self.resolutions = resolve_resolutions(contract, cfg)
         self.longest = self.resolutions[0]
         self.specs = {s.name: s for s in fused_modalities(contract, cfg)}
+        self.slice_batchnorm = cfg.slice_batchnorm
         self.classifier = FusionClassifier(contract, cfg, n_classes)
         self.encoders = EncoderDict(
             {
@@ -182,6 +189,9 @@ class FinetuneModel(nn.Module):
 
     def encode(self, batch: dict[str, torch.Tensor]) -> dict[tuple[str, float], torch.Tensor]:
         """Features of every (modality, resolution); shorter resolutions in ONE call over all slices.
+
+        The call is batched either way; ``slice_batchnorm`` decides whether its BatchNorm statistics are per
+        slice position (as slice-by-slice calls) or pooled over all slices.
 
         Shape:
             batch[mod]: (B, n_chans, n_times of the longest window);
@@ -203,7 +213,8 @@ class FinetuneModel(nn.Module):
             n_short = n_long // seg.n_slices
             # (B, C, k·T) -> (B, C, k, T) -> (B, k, C, T) -> (B·k, C, T): slice j of sample i is row i·k + j.
             windows = x.reshape(b, c, seg.n_slices, n_short).transpose(1, 2).reshape(b * seg.n_slices, c, n_short)
-            feats = self.encoder(seg.modality, seg.window_s).forward_features(windows)
+            n_groups = seg.n_slices if self.slice_batchnorm == "per-slice" else 1
+            feats = self.encoder(seg.modality, seg.window_s).forward_features(windows, n_slices=n_groups)
             out[(seg.modality, seg.window_s)] = feats.view(b, seg.n_slices, -1)
         return out
 
