@@ -193,4 +193,6 @@ def test_finetune_bf16_autocast_gives_probabilities(cache, tmp_path):
     fold = make_fold(cache)
     res = finetune_fold(cache, cache.windows(5.0), fold, "valence", None, cfg, "cpu", tmp_path, progress=False)
     assert res["proba"].dtype == np.float64 and np.isfinite(res["proba"]).all()
+    # The softmax runs in float32 even under bf16 autocast (finetune casts logits up): K = 2 float32
+    # probabilities within ~3u each (u = 2^-24), summed in float64, are 1 within ~6u ≈ 4e-7.
     np.testing.assert_allclose(res["proba"].sum(1), 1.0, rtol=1e-6)
