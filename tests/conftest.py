@@ -35,3 +35,18 @@ def _float32_stays_float32():
             if hasattr(v, "fp32_precision"):
                 v.fp32_precision = "none"
     assert not lowered, f"float32 precision was lowered: {lowered}"
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a module of tiny-model training tests (use via ``pytest.mark.usefixtures``).
+
+    Why: tiny models gain nothing from intra-op threads, and on a shared 2-core runner OpenMP barriers make
+    them many times slower; results do not depend on the thread count.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

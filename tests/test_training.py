@@ -29,14 +29,7 @@ def tiny_cfg(seed: int = 0, **pretrain) -> RunConfig:
     return RunConfig.model_validate(data)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny models gain nothing from intra-op threads, and on a shared 2-core runner OpenMP barriers make
-    # them many times slower; determinism does not depend on this.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: why one thread
 
 
 @pytest.fixture(scope="module")
