@@ -50,8 +50,11 @@ def test_scale_versions_stay_in_range(version, lo, hi):
     x = make_windows((500, 3, 32))
     ratio = augment_version(x, version, gen(1), CFG) / x
     per_window = ratio[..., :1, :1]
+    # fl(fl(α·x)/x) is α within 2 roundings (≤ EPS32 relative): rtol=1e-5 passes any float32 CPU and is
+    # still 1e3 below the spread of two different α draws (≥ 1e-2 typically).
     assert torch.allclose(ratio, per_window.expand_as(ratio), rtol=1e-5)  # one α per window, all channels
     alpha = per_window.flatten()
+    # α = lo + (hi - lo)·u is rounded once or twice in float32, and the ratio adds ≤ EPS32 × 1.3: < 1e-6.
     assert alpha.min() >= lo - 1e-6 and alpha.max() <= hi + 1e-6
     assert alpha.max() - alpha.min() > 0.8 * (hi - lo)  # really drawn across the range
     assert alpha.unique().numel() > 400  # independent per window
@@ -61,6 +64,9 @@ def test_noise_version_hits_snr_exactly():
     x = make_windows((20, 4, 2048))
     out = augment_version(x, 3, gen(2), CFG)
     measured = snr_db(x, out - x)
+    # The gain makes the SNR exact up to float32 rounding: out - x recovers g·n to ≲ EPS32·|x|/|g·n| < 1e-6
+    # relative per sample, and the 8192-term variances err by ~log2(8192)·EPS32/2 ≈ 1e-6; 10·log10 turns
+    # a relative error r into 4.3·r dB, so ~1e-5 dB. atol 1e-3 dB: 100× that, still 1e3 below a wrong gain.
     assert torch.allclose(measured, torch.full_like(measured, CFG.snr_db), atol=1e-3)
     noise = out - x
     assert noise.mean().abs() < 0.05  # zero-mean Gaussian, not a shift
@@ -74,6 +80,9 @@ def test_scaled_noisy_versions(version, lo, hi):
     assert alpha.min() > lo - 0.01 and alpha.max() < hi + 0.01
     signal = alpha[:, None, None] * x
     measured = snr_db(signal, out - signal)
+    # Sampling tolerances, not rounding: α is fitted from 16384 samples whose noise correlates with x by
+    # chance (α error ~ sqrt(10^-0.5 / 16384) ≈ 4e-3 at 5 dB), which moves the measured SNR by ~0.03 dB.
+    # The draws are fixed by the seed; float32 rounding moves these statistics by ~1e-6, not 1e-2.
     assert torch.allclose(measured, torch.full_like(measured, CFG.snr_db), atol=0.1)
 
 
@@ -81,6 +90,8 @@ def test_snr_follows_config():
     x = make_windows((8, 2, 4096))
     cfg = AugmentConfig(snr_db=20.0)
     out = augment_version(x, 3, gen(), cfg)
+    # As in test_noise_version_hits_snr_exactly, at 20 dB the recovered noise loses ~EPS32·|x|/|g·n| ≈ 3e-6
+    # relative per sample: ~1e-5 dB, so atol 1e-3 dB is float32 rounding with 100× headroom.
     assert torch.allclose(snr_db(x, out - x), torch.tensor(20.0), atol=1e-3)
 
 
@@ -88,6 +99,8 @@ def classify(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Recover which of the six versions produced each window (large windows make this unambiguous)."""
     alpha = fit_alpha(out, x)
     residual = (out - alpha[:, None, None] * x).pow(2).mean(dim=(-2, -1)) / x.pow(2).mean(dim=(-2, -1))
+    # Noise-free versions leave only float32 rounding, residual ~EPS32² ≈ 1e-14; noisy ones ~0.1 (5 dB):
+    # 1e-6 lies decades from both on any CPU.
     noisy = residual > 1e-6
     kind = torch.where(alpha < 0.9, 1, torch.where(alpha > 1.1, 2, 0))  # 0 none, 1 low, 2 high
     return torch.where(noisy, torch.where(kind == 0, 3, kind + 3), kind)

@@ -65,6 +65,8 @@ def test_features_are_per_window_and_per_channel() -> None:
     for fn in (band_power, differential_entropy):
         batch = fn(x, SFREQ)
         alone = np.concatenate([fn(x[i:i + 1], SFREQ) for i in range(5)])
+        # float64 features of float64 windows: batching may only reorder float64 sums (~1e-16 relative,
+        # log-features are well conditioned), so 1e-10 leaves 1e5 headroom and still catches any mixing.
         np.testing.assert_allclose(batch, alone, rtol=1e-10)
     de = differential_entropy(x, SFREQ)
     assert (de[:, 2] - de[:, [0, 1, 3]].mean(axis=1)).mean() == pytest.approx(np.log(10.0), abs=0.3)
@@ -208,6 +210,8 @@ def test_extract_features_reads_in_chunks_and_matches_direct(kind: str) -> None:
 
     fn = differential_entropy if kind == "de" else band_power
     x = cache.get_windows("eeg", 1.0, table.subject[rows], table.trial[rows], table.window[rows])
+    # Same float32 windows, same per-row arithmetic (Welch in float64; the DE filter runs row by row, so
+    # chunking does not reorder it): only float64 reordering noise remains, ≪ 1e-10.
     np.testing.assert_allclose(feats[:, :15], fn(x, SFREQ).reshape(len(rows), -1), rtol=1e-10)
     # Peripheral features come from the 5 s window containing each 1 s window.
     xp = cache.get_windows("gsr", 5.0, table.subject[rows], table.trial[rows], table.window[rows] // 5)

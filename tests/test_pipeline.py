@@ -211,6 +211,9 @@ def test_null_dataset_is_at_chance_honestly_and_leaks_under_paper(tmp_path: Path
         cfg = load_config(preset="smoke", overrides=[*common, f"name={proto}", f"protocol.name={proto}"])
         res = run_pipeline(cfg, progress=False)
         bal[proto] = res["labels"]["arousal"]["summary"]["balanced_accuracy"]["mean"]
+    # A sampling tolerance, not a rounding one: another CPU's rounding changes the trained model no more than
+    # reseeding its training does, and over 5 training seeds (same data and folds) the honest score ranged
+    # 0.41-0.58 (sd 0.07, 32 held-out trials): 0.2 is ~3 sd. The paper protocol scored 0.97 (> 0.8).
     assert abs(bal["stimulus-kfold"] - 0.5) < 0.2, bal
     assert bal["paper"] > 0.8, bal
 

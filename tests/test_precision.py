@@ -25,12 +25,7 @@ REAL_BF16_IS_FAST = runtime.bf16_is_fast
 BF16_EPS = 2.0**-8
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models; OpenMP barriers on a shared 2-core runner only slow them
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny models, one intra-op thread
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,12 @@ from physiosync.preprocess import (
 from physiosync.recording import SubjectRecording, Trial
 
 W = 128
+# The pipeline computes in float64 and rounds once into float32 stores: each stored value is within
+# EPS32/2 relative of its float64 value. Tolerances below are that rounding (rtol=EPS32, 2x headroom) plus,
+# as atol, float64 operation-order noise (~1e-16 x |input| / std, far below 1e-12 for these O(1)-O(10)
+# signals); pure-float64 formula checks use 1e-12.
+EPS32 = float(np.finfo(np.float32).eps)
+F32 = dict(rtol=EPS32, atol=1e-12)
 
 
 def plan_for(dataset: str, *overrides: str):
@@ -79,12 +85,12 @@ def test_zscore_hand_example():
     x = np.array([[1.0, 2.0, 0.0], [3.0, 2.0, 0.0], [0.0, 0.0, 0.0]])  # (C=3, T=3)
     z = zscore_across_channels(x)
     # t=0: non-zeros {1, 3} -> mean 2, population std 1; t=1: all equal (std 0 -> 0); t=2: all zero.
-    assert np.allclose(z, [[-1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    assert np.allclose(z, [[-1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]], rtol=0, atol=1e-12)  # float64
 
 
 def test_baseline_template_and_segments_hand_example():
     base = np.arange(3 * W, dtype=float)[None]  # one channel, three 1 s windows 0..127, 128.., 256..
-    assert np.allclose(make_baseline_template(base), np.arange(W) + W)
+    assert np.allclose(make_baseline_template(base), np.arange(W) + W, rtol=1e-12)  # float64 mean of 3 integers
     x = np.arange(4 * W, dtype=float)[None]
     fixed = segment_windows(x)
     assert fixed.shape == (4, 1, W) and fixed[3, 0, 0] == 3 * W
@@ -99,16 +105,18 @@ def test_running_templates_hand_example():
     # 3 clips x 2 one-sample segments valued 1..6: buffer = (buffer + seg[k*1-1] + seg[k*2-1]) / 2
     segs = [np.array([[[1.0]], [[2.0]]]), np.array([[[3.0]], [[4.0]]]), np.array([[[5.0]], [[6.0]]])]
     tpl = make_running_templates(segs, n_per_clip=2)
-    assert np.allclose(tpl[:, 0, 0], [1.5, (1.5 + 2 + 4) / 2, (3.75 + 3 + 6) / 2])
+    assert np.allclose(tpl[:, 0, 0], [1.5, (1.5 + 2 + 4) / 2, (3.75 + 3 + 6) / 2], rtol=1e-12)  # float64
 
 
 def test_normalize_over_time_modes():
     rng = np.random.default_rng(1)
     x = rng.normal(3.0, 2.0, size=(4, 2, 500))
     t = normalize_over_time(x.copy(), "trial")
-    assert np.allclose(t.mean(-1), 0) and np.allclose(t.std(-1), 1)
+    # float64 throughout: means of ~500-1000 z-scores are 0 to ~1e-15, stds 1 to ~1e-15; 1e-12 is safe.
+    assert np.allclose(t.mean(-1), 0, atol=1e-12) and np.allclose(t.std(-1), 1, rtol=1e-12)
     s = normalize_over_time(x.copy(), "subject")
-    assert np.allclose(s.mean((0, 2)), 0) and np.allclose(s.std((0, 2)), 1) and not np.allclose(s.std(-1), 1)
+    assert np.allclose(s.mean((0, 2)), 0, atol=1e-12) and np.allclose(s.std((0, 2)), 1, rtol=1e-12)
+    assert not np.allclose(s.std(-1), 1)
     assert np.array_equal(normalize_over_time(x.copy(), "none"), x)
     flat = normalize_over_time(np.full((1, 1, 10), 4.0), "trial")
     assert np.all(flat == 0)  # std 0 guarded
@@ -133,12 +141,12 @@ def test_deap_matches_spec_formula():
             tau = n % W
             base = (b[:, tau] + b[:, W + tau] + b[:, 2 * W + tau]) / 3
             expected = reference_spatial_zscore(x[:, n] - base)
-            assert np.allclose(eeg[t, :, n], expected, rtol=1e-5, atol=1e-6)
+            assert np.allclose(eeg[t, :, n], expected, **F32)  # float32 store of a float64 z-score
     assert np.all(eeg[0, 5] == 0)
     # GSR: baseline removal only.
     g, gb = rec.trials[1].signal["gsr"][0], rec.trials[1].baseline["gsr"][0]
     expected = g - np.tile(gb.reshape(3, W).mean(0), 60)
-    assert np.allclose(out.signals["gsr"][1, 0], expected, rtol=1e-5)
+    assert np.allclose(out.signals["gsr"][1, 0], expected, **F32)
     # ratings (v, a) = (1, 9) -> HALV, (9, 1) -> LAHV
     assert out.ratings["valence"].tolist() == [1.0, 9.0]
     assert out.labels["label_four"].tolist() == [1, 2]
@@ -150,7 +158,10 @@ def test_deap_peripheral_norm_default_and_official():
     assert plan_for("deap", "preprocess.official=true", "preprocess.peripheral_norm=trial").peripheral_norm == "trial"
     rec = make_deap_recording(np.random.default_rng(2))
     gsr = preprocess_recording(rec, plan_for("deap")).signals["gsr"]
-    assert np.allclose(gsr.mean(), 0, atol=1e-5) and np.isclose(gsr.std(), 1, atol=1e-4)
+    # Statistics of the stored float32 values, taken in float64 (a float32 accumulator would add its own
+    # error): the float32 rounding moves each z-score (|z| < 6) by ≤ 6·EPS32/2, so mean and std by < 4e-7.
+    assert np.allclose(gsr.mean(dtype=np.float64), 0, atol=1e-6)
+    assert np.isclose(gsr.std(dtype=np.float64), 1, atol=1e-6)
 
 
 def test_deap_bad_shape_is_data_format_error():
@@ -187,15 +198,17 @@ def test_dreamer_defaults_own_baseline_sixty_windows():
     eeg = out.signals["eeg"]
     assert eeg.shape == (3, 14, N_SAMPLES) and out.signals["ecg"].shape == (3, 2, N_SAMPLES)
     for k in range(3):
-        assert np.allclose(eeg[k], zscore_across_channels(_corrected(rec, k)), atol=1e-5)
+        assert np.allclose(eeg[k], zscore_across_channels(_corrected(rec, k)), **F32)
     # 60 distinct windows: no duplicated first second.
     w = eeg[0].reshape(14, 60, W)
     assert not np.allclose(w[:, 0], w[:, 1])
     # segment=last takes the last 60 s of the 63 s clip.
     last = preprocess_recording(rec, plan_for("dreamer", "preprocess.dreamer_segment=last")).signals["eeg"]
-    assert np.allclose(last[1], zscore_across_channels(_corrected(rec, 1, start=3 * 128)), atol=1e-5)
+    assert np.allclose(last[1], zscore_across_channels(_corrected(rec, 1, start=3 * 128)), **F32)
     ecg = out.signals["ecg"]
-    assert np.allclose(ecg.mean(-1), 0, atol=1e-4) and np.allclose(ecg.std(-1), 1, atol=1e-3)  # per trial
+    # per trial; float64 statistics of float32 z-scores (|z| < 6): off by < 6·EPS32/2 ≈ 4e-7, as for GSR
+    assert np.allclose(ecg.mean(-1, dtype=np.float64), 0, atol=1e-6)
+    assert np.allclose(ecg.std(-1, dtype=np.float64), 1, atol=1e-6)
     assert out.labels["label_four"].tolist() == [1, 0, 2]  # (v, a) = (1, 3) HALV, (3, 3) HAHV, (5, 1) LAHV
 
 
@@ -209,6 +222,7 @@ def test_dreamer_ecg_resampled_onto_eeg_seconds():
     ecg = preprocess_recording(rec, plan_for("dreamer", "preprocess.peripheral_norm=none")).signals["ecg"][0]
     expected = np.sin(2 * np.pi * 0.5 * np.arange(N_SAMPLES) / 128.0)
     inner = slice(64, N_SAMPLES)  # the polyphase filter's start-up transient lies in the first samples
+    # atol is the anti-aliasing filter's passband error at 0.5 Hz, a property of the method, not rounding.
     assert np.allclose(ecg[0, inner], expected[inner], atol=1e-3)
     assert np.allclose(ecg[1, inner], -expected[inner], atol=1e-3)
 
@@ -223,7 +237,7 @@ def test_dreamer_window_bug_duplicates_first_window():
     x = rec.trials[k].signal["eeg"][:, :N_SAMPLES].reshape(14, 60, W)
     segs = x[:, [0] + list(range(59))] - tpl[:, None]  # [w0, w0, w1, ..., w58]
     expected = zscore_across_channels(segs.reshape(14, N_SAMPLES))
-    assert np.allclose(eeg[k], expected, atol=1e-5)
+    assert np.allclose(eeg[k], expected, **F32)
     w = eeg[k].reshape(14, 60, W)
     assert np.array_equal(w[:, 0], w[:, 1])  # stored segments stay 1 s views: the duplicate is visible
 
@@ -238,10 +252,11 @@ def test_dreamer_baseline_bug_running_accumulator():
     for k in (1, 2, 3):
         buffer = (buffer + sum(flat[k * i - 1] for i in range(1, 62))) / 61
         x = rec.trials[k - 1].signal["eeg"][:, :N_SAMPLES].reshape(14, 60, W) - buffer[:, None]
-        assert np.allclose(eeg[k - 1], zscore_across_channels(x.reshape(14, N_SAMPLES)), atol=1e-5)
-    # Clip 1 averages its own baseline, so only clips 2.. differ from the fixed default.
+        assert np.allclose(eeg[k - 1], zscore_across_channels(x.reshape(14, N_SAMPLES)), **F32)
+    # Clip 1 averages its own baseline, so only clips 2.. differ from the fixed default. The two float64
+    # paths sum in different orders, so their float32 stores may differ by one rounding (rtol=EPS32).
     fixed = preprocess_recording(rec, plan_for("dreamer")).signals["eeg"]
-    assert np.allclose(fixed[0], eeg[0], atol=1e-6) and not np.allclose(fixed[1], eeg[1], atol=1e-3)
+    assert np.allclose(fixed[0], eeg[0], **F32) and not np.allclose(fixed[1], eeg[1], atol=1e-3)
 
 
 def test_dreamer_ecg_from_eeg_bug_discards_real_ecg():

@@ -286,6 +286,18 @@ def test_curves_with_many_folds_or_shared_pretrainings_stay_readable() -> None:
     assert legend[0] == "folds 0, 2"
 
 
+def test_single_epoch_curves_are_visible_points_on_whole_epoch_ticks() -> None:
+    # a 1-epoch fine-tuning (smoke preset) gives one point per curve: drawn as markers, x axis at epoch 1
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = curves_figure("finetune", {f"arousal/fold{k:02d}": {"panel": "arousal", "folds": [k],
+                                                               "curves": {"train loss": [0.7 + k / 10]}} for k in range(3)})
+    FigureCanvasAgg(fig).draw()
+    ax = fig.axes[0]
+    assert all(line.get_marker() == "o" for line in ax.get_lines())
+    assert [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]] == [1.0]
+
+
 def legend_outside_axes(fig, legend, ax) -> bool:
     """True when the legend's drawn box lies entirely right of the axes' box (it hides no data)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg

@@ -140,13 +140,7 @@ def test_cleanup_recurses_only_when_asked_never_into_live_temps_nor_through_syml
 # the pipeline (smoke preset, tiny synthetic DEAP)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # tiny models gain nothing from intra-op threads on a shared 2-core runner; results do not depend on it
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: why one thread
 
 
 @pytest.fixture(scope="module")

@@ -29,14 +29,7 @@ def tiny_cfg(seed: int = 0, **pretrain) -> RunConfig:
     return RunConfig.model_validate(data)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny models gain nothing from intra-op threads, and on a shared 2-core runner OpenMP barriers make
-    # them many times slower; determinism does not depend on this.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: why one thread
 
 
 @pytest.fixture(scope="module")
@@ -193,4 +186,6 @@ def test_finetune_bf16_gives_probabilities(cache, tmp_path):
     fold = make_fold(cache)
     res = finetune_fold(cache, cache.windows(5.0), fold, "valence", None, cfg, "cpu", tmp_path, progress=False)
     assert res["proba"].dtype == np.float64 and np.isfinite(res["proba"]).all()
+    # The softmax runs in float32 even under bf16 autocast (finetune casts logits up): K = 2 float32
+    # probabilities within ~3u each (u = 2^-24), summed in float64, are 1 within ~6u ≈ 4e-7.
     np.testing.assert_allclose(res["proba"].sum(1), 1.0, rtol=1e-6)

@@ -29,10 +29,12 @@ class PhysioSyncError(Exception):
 class DataFormatError(PhysioSyncError):
     """An input file does not have the expected structure or content."""
 
-    def __init__(self, path: str | Path, field: str, found: object, expected: object) -> None:
-        self.path, self.field, self.found, self.expected = Path(path), field, found, expected
+    def __init__(self, path: str | Path, field: str, found: object, expected: object, hint: str = "") -> None:
+        """``hint``: what the user can do about it — our own words, so it is not cut like an echoed value."""
+        self.path, self.field, self.found, self.expected, self.hint = Path(path), field, found, expected, hint
+        tail = f" — {hint}" if hint else ""
         super().__init__(shorten(f"{shorten(path)}: field {shorten(field)!r}: found {shorten(found)}; "
-                                 f"expected {shorten(expected)}", MAX_MESSAGE))
+                                 f"expected {shorten(expected)}{tail}", MAX_MESSAGE))
 
 
 class ConfigError(PhysioSyncError):

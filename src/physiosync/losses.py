@@ -23,13 +23,19 @@ def _check_pair(z1: torch.Tensor, z2: torch.Tensor) -> None:
         raise ValueError("need at least one positive pair (n >= 1)")
 
 
+def _at_least_float32(z: torch.Tensor) -> torch.Tensor:
+    """Upcast half precision to float32; float32 and float64 keep their dtype (never a silent downcast)."""
+    return z.to(torch.promote_types(z.dtype, torch.float32))
+
+
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
     """Standard SimCLR NT-Xent over ``n`` positive pairs, averaged over all ``2n`` anchors (§4.3).
 
     Rows are L2-normalised (cosine similarity), each anchor's own similarity is excluded, its positive is
     the same row of the other tensor and the remaining ``2n - 2`` rows are negatives. Similarities and the
-    softmax are computed in float32 even for half-precision inputs, because at τ = 0.1 the logits span
-    ±10 and bf16 rounding would visibly bias the loss.
+    softmax are computed in at least float32: half-precision inputs are upcast, because at τ = 0.1 the
+    logits span ±10 and bf16 rounding would visibly bias the loss; float64 inputs stay float64 (so the
+    formula can be checked in double precision, where float32 rounding cannot mask an error).
 
     Args:
         z1: First member of each positive pair.
@@ -46,7 +52,7 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     n = z1.shape[0]
-    z = F.normalize(torch.cat([z1, z2], dim=0).float(), dim=1)  # (2n, D)
+    z = F.normalize(_at_least_float32(torch.cat([z1, z2], dim=0)), dim=1)  # (2n, D)
     logits = (z @ z.T) / temperature  # (2n, 2n)
     self_mask = torch.eye(2 * n, dtype=torch.bool, device=z.device)
     # -inf (not a large negative number) so the self term contributes exactly zero probability mass.
@@ -58,13 +64,13 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
 
 @torch.no_grad()
 def top1_retrieval_tensor(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
-    """:func:`top1_retrieval` as a detached 0-d float32 tensor on the inputs' device.
+    """:func:`top1_retrieval` as a detached 0-d tensor (float32, or float64 for float64 inputs) on the inputs' device.
 
     Why: a training loop that sums these on the device reads them once per epoch; a Python float per
     step would be a host-device synchronisation per step on a GPU.
     """
     _check_pair(z1, z2)
-    sim = F.normalize(z1.float(), dim=1) @ F.normalize(z2.float(), dim=1).T  # (n, n)
+    sim = F.normalize(_at_least_float32(z1), dim=1) @ F.normalize(_at_least_float32(z2), dim=1).T  # (n, n)
     hits = sim.argmax(dim=1) == torch.arange(z1.shape[0], device=z1.device)
     return hits.float().mean()
 

@@ -212,9 +212,9 @@ def stage_folds(ctx: RunContext) -> None:
             # The run's config matched (write_run_config), so the data or the preprocessing changed since
             # these folds were drawn: say so, and what to do, rather than ask for a file the user never made.
             raise DataFormatError(
-                path, e.field, e.found,
-                f"{e.expected}: the folds saved in {ctx.run_dir} were drawn for other data or settings, so this "
-                f"run cannot be resumed; delete {ctx.run_dir} or choose another name (--set name=...)",
+                path, e.field, e.found, e.expected,
+                hint=f"the folds saved in {ctx.run_dir} were drawn for other data or settings, so this run "
+                     f"cannot be resumed; delete {ctx.run_dir} or choose another name (--set name=...)",
             ) from None
         return
     folds = make_folds(ctx.table, cfg.protocol, cfg.seed, pretrain_window_s=ctx.resolutions,

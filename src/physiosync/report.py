@@ -483,6 +483,9 @@ def _curve_style(curve: str) -> str:
     return "--" if curve.startswith("val") else "-"
 
 
+_MARK_UP_TO = 3  # curves this short get point markers: a line through one or two points is invisible
+
+
 def curves_figure(stage: str, series: dict[str, dict[str, Any]]) -> Any:
     """Loss curves of one stage: one panel per ``panel`` (window length or label), folds thin, mean bold.
 
@@ -519,7 +522,8 @@ def curves_figure(stage: str, series: dict[str, dict[str, Any]]) -> Any:
             c = colour[min(x.get("folds") or [-1])]
             label = _fold_text(x.get("folds") or [], str(x["id"])) if coloured else f"each fold ({len(all_folds)})"
             for curve, values in x["curves"].items():
-                ax.plot(range(1, len(values) + 1), values, color=c, lw=1.0, alpha=0.85, ls=_curve_style(curve))
+                ax.plot(range(1, len(values) + 1), values, color=c, lw=1.0, alpha=0.85, ls=_curve_style(curve),
+                        marker="o" if len(values) <= _MARK_UP_TO else None, ms=3)  # a 1-epoch line is a dot
                 curve_names += [curve] if curve not in curve_names else []
             fold_handles.setdefault(label, Line2D([], [], color=c, lw=1.0, label=label))
         if len(members) > 1:
@@ -531,9 +535,12 @@ def curves_figure(stage: str, series: dict[str, dict[str, Any]]) -> Any:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)  # an epoch no fold reached: NaN, not drawn
                     mean = np.nanmean(grid, axis=0)
-                ax.plot(range(1, grid.shape[1] + 1), mean, color="black", lw=2.4, ls=_curve_style(curve))
+                ax.plot(range(1, grid.shape[1] + 1), mean, color="black", lw=2.4, ls=_curve_style(curve),
+                        marker="o" if grid.shape[1] <= _MARK_UP_TO else None, ms=4)
         ax.set(xlabel="epoch", ylabel=_STAGE_LOSS.get(stage, "loss"), title=f"{_STAGE_TITLES.get(stage, stage)}: {panel}")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        n_epochs = max((len(v) for x in members for v in x["curves"].values()), default=1)
+        ax.set_xlim(0.5, n_epochs + 0.5)  # whole epochs, also for a single one (matplotlib would zoom to ±0.05)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.grid(alpha=0.3)
     style_handles = [Line2D([], [], color="black", lw=1.0, ls=_curve_style(cv), label=cv) for cv in curve_names]
     if any(len(v) > 1 for v in panels.values()):

@@ -298,8 +298,9 @@ def row_is_finished(comp: Comparison, row: str) -> bool:
     from physiosync.report import prediction_path
 
     d = row_dir(comp, row)
-    marker = "report.md" if isinstance(ROWS[row], PipelineRow) else "results.json"
-    return (d / marker).is_file() and all(
+    # results.json is what the comparison reads, so it must be there too (e.g. not deleted by hand)
+    markers = ("results.json", "report.md") if isinstance(ROWS[row], PipelineRow) else ("results.json",)
+    return all((d / m).is_file() for m in markers) and all(
         prediction_path(d, f.index, label).is_file() for f in comp.selected for label in comp.cfg.labels
     )
 
