@@ -52,14 +52,17 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-@pytest.fixture(autouse=True)
-def fp32_unless_asked(monkeypatch):
+@pytest.fixture(scope="session", autouse=True)
+def fp32_unless_asked():
     """``precision: auto`` (the default) resolves to fp32 in every test, on every CI CPU.
 
     Why: the suite's numeric checks are written for float32; CI runners may be AMX Xeons or Zen 5 EPYCs
     where ``auto`` would pick bf16. Tests of bf16 set ``precision: bf16`` explicitly, and the tests of the
-    decision itself call :func:`physiosync.runtime.cpu_bf16_is_fast` / monkeypatch this again.
+    decision itself call :func:`physiosync.runtime.cpu_bf16_is_fast` / monkeypatch this again. Session
+    scope: module-scoped fixtures (e.g. a reference run shared by a module's tests) must see it too.
     """
     import physiosync.runtime
 
-    monkeypatch.setattr(physiosync.runtime, "bf16_is_fast", lambda device: False)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(physiosync.runtime, "bf16_is_fast", lambda device: False)
+        yield
