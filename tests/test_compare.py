@@ -325,3 +325,13 @@ def test_rerunning_the_identical_compare_command_resumes(cli_compare: dict) -> N
     assert rows["physiosync"]["status"] == "ran" and rows["majority"]["status"] == "resumed"
     assert results["physiosync"].is_file()
     assert [p.stat().st_mtime_ns for p in done + encoders] == stamps
+
+
+def test_compare_takes_the_same_shared_options_as_run() -> None:
+    from physiosync.cli import build_parser
+    from physiosync.pipeline_cli import cli_overrides
+
+    argv = ["--set", "seed=3", "--device", "cpu", "--precision", "fp32", "--quiet"]
+    for command in ("compare", "run"):
+        args = build_parser(command).parse_args([command, *argv])
+        assert cli_overrides(args) == ["seed=3", "device=cpu", "precision=fp32"] and args.quiet, command

@@ -20,7 +20,8 @@ SINGLE_STAGES = {"pretrain": ("pretrain",), "finetune": ("finetune",), "evaluate
                  "report": ("report",)}
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def shared_arguments(p: argparse.ArgumentParser) -> None:
+    """The options every pipeline command takes (run, demo, the stage commands, compare)."""
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key (repeatable), e.g. --set finetune.epochs=3")
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1, mps")
@@ -45,10 +46,11 @@ def add_arguments(p: argparse.ArgumentParser, command: str) -> None:
         p.add_argument("--preset", default="demo")
     else:
         p.add_argument("run_dir", type=Path, help="an existing run directory (runs/<name>)")
-    _common(p)
+    shared_arguments(p)
 
 
-def _overrides(args: argparse.Namespace) -> list[str]:
+def cli_overrides(args: argparse.Namespace) -> list[str]:
+    """``--set`` items plus ``--device`` / ``--precision`` as config overrides."""
     extra = list(args.overrides)
     if args.device:
         extra.append(f"device={args.device}")
@@ -68,10 +70,10 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "demo":
         return run_demo(args)
     if args.command == "run":
-        cfg = load_config(args.config, overrides=_overrides(args), preset=args.preset)
+        cfg = load_config(args.config, overrides=cli_overrides(args), preset=args.preset)
         stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
     else:
-        cfg = load_run_config(args.run_dir, overrides=_overrides(args))
+        cfg = load_run_config(args.run_dir, overrides=cli_overrides(args))
         stages = SINGLE_STAGES[args.command]
     results = run_pipeline(cfg, stages=stages, progress=not args.quiet)
     if "labels" in results:
@@ -127,7 +129,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
     n_subjects = args.subjects or DEMO_SUBJECTS
     n_trials = args.trials or DEMO_TRIALS
-    cfg = demo_config(args.out, args.effect, args.protocol, args.seed, args.preset, _overrides(args))
+    cfg = demo_config(args.out, args.effect, args.protocol, args.seed, args.preset, cli_overrides(args))
     data_dir = Path(cfg.dataset.data_dir)
     stamp = data_dir / ".complete"
     want = f"subjects={n_subjects} trials={n_trials} effect={args.effect} seed={args.seed}"

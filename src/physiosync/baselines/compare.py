@@ -158,10 +158,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default=None, help="smoke | demo | cpu | paper (applied under the file)")
     p.add_argument("--only", default=None, metavar="ROW,ROW,...",
                    help=f"rows to run (default: all): {', '.join(ROWS)}")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key (repeatable), e.g. --set finetune.epochs=3")
-    p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1, mps")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    from physiosync.pipeline_cli import shared_arguments
+
+    shared_arguments(p)  # --set, --device, --precision, --quiet: the same as `physiosync run`
 
 
 def parse_rows(text: str | None) -> list[str]:
@@ -181,12 +180,11 @@ def parse_rows(text: str | None) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from physiosync.pipeline_cli import _setup_logging
+    from physiosync.pipeline_cli import _setup_logging, cli_overrides
 
     _setup_logging(args.quiet)
     rows = parse_rows(args.only)  # before any work: a typo should not cost a cache build
-    overrides = list(args.overrides) + ([f"device={args.device}"] if args.device else [])
-    cfg = load_config(args.config, overrides=overrides, preset=args.preset)
+    cfg = load_config(args.config, overrides=cli_overrides(args), preset=args.preset)
     doc = run_compare(cfg, rows, progress=not args.quiet)
     print(format_comparison(doc))
     print(f"\ncomparison: {Path(doc['meta']['compare_dir']) / 'comparison.md'}")
