@@ -193,13 +193,14 @@ for _cid, _find, _new, _nth, _field in [
     ("global-ndarray", b"ndarray", b"ndarrax", 0, "pickle"),
     ("global-reconstruct", b"_reconstruct", b"_reconstrucx", 0, "pickle"),
     ("global-dtype", b"dtype", b"dtypf", 0, "pickle"),
-    # One dtype object serves both arrays (the pickle memoizes it): a flip changes labels and data alike,
-    # and 'data' is checked first. A different item size no longer matches the stored bytes.
+    # Each array pickles its own dtype (DEAP's Python 2 layout, py2pickle.py; 'labels' comes first): the
+    # first 'f8' is the labels' dtype. A different item size no longer matches the stored bytes.
     ("dtype-f4", b"f8", b"f4", 0, "pickle"),
     ("dtype-i4", b"f8", b"i4", 0, "pickle"),
     ("dtype-u1", b"f8", b"u1", 0, "pickle"),
     ("dtype-b1", b"f8", b"b1", 0, "pickle"),
-    ("dtype-c8", b"f8", b"c8", 0, "data"),  # complex64, same size: the imaginary part must not be dropped
+    ("dtype-c8", b"f8", b"c8", 0, "labels"),  # complex64, same size: the imaginary part must not be dropped
+    ("dtype-c8-data", b"f8", b"c8", 1, "data"),
     # Non-numeric dtypes are refused while unpickling (numpy's __setstate__ of such dtypes is not safe).
     ("dtype-m8", b"f8", b"m8", 0, "pickle"),  # timedelta64 (an integer subtype for numpy)
     ("dtype-M8", b"f8", b"M8", 0, "pickle"),

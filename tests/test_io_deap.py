@@ -132,6 +132,40 @@ def test_protocol2_pickles_with_bytes_load(tmp_path: Path) -> None:
     assert rec.trials[1].baseline["eeg"][3, 5] == 1.5
 
 
+def test_python2_numpy1_pickles_load(tmp_path: Path) -> None:
+    # DEAP's files were written by Python 2 with numpy 1.x: data as Python 2 str (BINSTRING, decoded as
+    # latin-1 text), dtype reduced as dtype('f8', 0, 1) with integer flags. Python 3's pickle writes neither,
+    # so this encoding is tested on its own (the restricted unpickler once refused the integer flags).
+    import io
+    import pickletools
+
+    from physiosync.synth.py2pickle import dump_py2
+
+    arrays = _good_arrays()
+    arrays["data"][1, 3, 5] = 1.5
+    buf = io.BytesIO()
+    dump_py2(arrays, buf)
+    ops = [(op.name, arg) for op, arg, _ in pickletools.genops(buf.getvalue())]
+    names = {name for name, _ in ops}
+    assert ("PROTO", 2) in ops and "BINSTRING" in names and not names & {"BINBYTES", "SHORT_BINBYTES"}
+    assert ("GLOBAL", "numpy.core.multiarray _reconstruct") in ops and ("GLOBAL", "_codecs encode") not in ops
+    assert [arg for name, arg in ops if name == "BININT1"].count(1) >= 2  # dtype('f8', 0, 1): integer flags
+    (tmp_path / "s01.dat").write_bytes(buf.getvalue())
+    loaded = load_pickle(tmp_path / "s01.dat")
+    for key, value in arrays.items():
+        assert loaded[key].dtype == value.dtype and np.array_equal(loaded[key], value)
+    rec = next(read_deap(tmp_path))
+    assert rec.trials[1].baseline["eeg"][3, 5] == 1.5
+
+
+def test_synthetic_deap_pickles_are_written_as_deap_wrote_them(deap_dirs: dict[str, Path]) -> None:
+    import pickletools
+
+    raw = (deap_dirs["python"] / "s01.dat").read_bytes()
+    names = {op.name for op, _, _ in pickletools.genops(raw)}
+    assert raw[:2] == b"\x80\x02" and "BINSTRING" in names and "BINBYTES" not in names
+
+
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
 def test_truncated_or_corrupt_file_names_the_file(deap_dirs: dict[str, Path], tmp_path: Path, damage: str) -> None:
     raw = (deap_dirs["python"] / "s01.dat").read_bytes()

@@ -92,13 +92,19 @@ _DTYPE_SPEC = re.compile(r"^[<>|=]?[biufc][0-9]{1,2}$")
 _NUMERIC_KINDS = "biufc"
 
 
+def _flag(value: object) -> bool | None:
+    """A dtype-constructor flag as pickles write it: ``False``/``True`` (numpy today) or ``0``/``1`` (the
+    numpy 1.x of Python 2, which wrote DEAP's files: ``dtype('f8', 0, 1)``); None for anything else."""
+    return bool(value) if type(value) in (bool, int) and value in (0, 1) else None
+
+
 def _make_dtype(spec: object, align: object = False, copy: object = False) -> np.dtype:
     """``numpy.dtype(spec, align, copy)`` for plain numeric type codes only (what array pickles write)."""
-    if not (isinstance(spec, str) and _DTYPE_SPEC.match(spec)) or not isinstance(align, bool) \
-            or not isinstance(copy, bool):
+    flags = (_flag(align), _flag(copy))
+    if not (isinstance(spec, str) and _DTYPE_SPEC.match(spec)) or None in flags:
         raise pickle.UnpicklingError(f"refused numpy dtype {_short(spec)} (only plain numeric types)")
     try:
-        return np.dtype(spec, align, copy)
+        return np.dtype(spec, *flags)
     except TypeError as e:  # e.g. 'f3'
         raise pickle.UnpicklingError(f"refused numpy dtype {_short(spec)} ({e})") from None
 

@@ -8,7 +8,6 @@ Subjects are generated and written one at a time (peak memory ≈ one subject) f
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 from typing import Literal
 
@@ -17,6 +16,7 @@ import numpy as np
 from physiosync.atomic import atomic_path
 from physiosync.config import load_dataset_facts
 from physiosync.synth import signals as sig
+from physiosync.synth.py2pickle import dump_py2
 
 MAT_HEADER = b"MATLAB 5.0 MAT-file, Platform: posix, Created by: physiosync synth"
 
@@ -101,11 +101,11 @@ def _make_other_channels(rng: np.random.Generator, n_trials: int, n: int, sfreq:
 
 
 def write_deap_file(path: Path, data: np.ndarray, labels: np.ndarray, format: Literal["python", "matlab"]) -> None:
-    """Write one subject atomically, as a latin-1-readable pickle or a MATLAB v5 file."""
+    """Write one subject atomically, as a Python-2-style pickle (read with latin-1) or a MATLAB v5 file."""
     with atomic_path(path) as tmp:
         if format == "python":
-            with open(tmp, "wb") as f:
-                pickle.dump({"labels": labels, "data": data}, f, protocol=4)
+            with open(tmp, "wb") as f:  # as DEAP's own files: Python 2 / numpy 1.x, protocol 2 (py2pickle.py)
+                dump_py2({"labels": labels, "data": data}, f)
         else:
             write_mat_deterministic(tmp, {"data": data, "labels": labels})
         tmp.chmod(0o644)  # a dataset file, not a secret: the temp file's 0600 would follow the rename
