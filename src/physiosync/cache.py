@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from physiosync.atomic import TEMP_SUFFIX, clean_stale_temps, temp_prefix
+from physiosync.runtime import keep_freed_memory
 from physiosync.config import RunConfig
 from physiosync.contract import DataContract
 from physiosync.datasets import prepared_contract
@@ -458,6 +459,9 @@ def build_cache(cfg: RunConfig, progress: bool = True) -> WindowCache:
             return cache
 
     contract = prepared_contract(dataset)
+    # Each subject unpickles ~100 MB arrays: without this, glibc maps and page-faults them afresh per
+    # subject (measured on full-size DEAP: prepare 4.4 s -> 3.0 s). Process-wide, as training wants it too.
+    keep_freed_memory()
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(dataset), suffix=TEMP_SUFFIX, dir=cache_dir))
