@@ -31,13 +31,13 @@ from typing import Any
 import numpy as np
 
 from physiosync.atomic import TEMP_SUFFIX, clean_stale_temps, temp_prefix
-from physiosync.runtime import keep_freed_memory
 from physiosync.config import RunConfig
 from physiosync.contract import DataContract
 from physiosync.datasets import prepared_contract
 from physiosync.errors import ConfigError, DataFormatError
 from physiosync.preprocess import N_SAMPLES, TARGET_SFREQ, PreprocessPlan, preprocess_recording, resolve_plan
 from physiosync.recording import SubjectRecording
+from physiosync.runtime import keep_freed_memory
 from physiosync.table import WindowTable
 
 FORMAT_VERSION = 1
