@@ -389,7 +389,9 @@ def check_prepared(rec: SubjectRecording, out: dict[str, np.ndarray], dreamer: b
                 what = f"a constant {float(hi[k]):g} over the whole trial (no signal)"
             raise DataFormatError(rec.source, _where(rec, k, mod, dreamer),
                                   f"{what} in subject {rec.subject} trial {k} ({mod}) after preprocessing",
-                                  "finite float32 values that vary within each trial")
+                                  "finite float32 values that vary within each trial",
+                                  hint=f"fix the recording, or leave {rec.subject} out with "
+                                       "--set dataset.subjects=[...]")
 
 
 def preprocess_recording(
