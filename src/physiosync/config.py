@@ -388,7 +388,7 @@ class RunConfig(StrictModel):
                                       f"must lie in ({lo:g}, {hi:g}], the {self.dataset.name} rating scale")
         resolutions = self.model.resolutions
         if resolutions is None:
-            resolutions = [float(w) for w in facts["default_resolutions"]]
+            resolutions = dataset_defaults(self.dataset.name)["resolutions"]
             for r in resolutions:
                 if embed_dim_for(self.model.embed_dim, r) is None:
                     raise KeyedValueError("model.embed_dim", self.model.embed_dim,

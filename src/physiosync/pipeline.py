@@ -42,7 +42,7 @@ from physiosync.config import (
     validate_config,
     window_problem,
 )
-from physiosync.errors import ConfigError, DataFormatError
+from physiosync.errors import ConfigError, DataFormatError, shorten
 
 log = logging.getLogger("physiosync")
 
@@ -105,11 +105,6 @@ def _strip_runtime(d: dict[str, Any]) -> dict[str, Any]:
     return d
 
 
-def _short(value: Any, limit: int = 60) -> str:
-    text = json.dumps(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def config_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
     """``key: <old> there, <new> now`` for every dotted key whose value differs (sorted by key)."""
     out: list[str] = []
@@ -120,7 +115,7 @@ def config_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "
         if isinstance(a, dict) and isinstance(b, dict):
             out += config_differences(a, b, f"{prefix}{k}.")
         else:
-            out.append(f"{prefix}{k}: {_short(a)} there, {_short(b)} now")
+            out.append(f"{prefix}{k}: {shorten(json.dumps(a), 60)} there, {shorten(json.dumps(b), 60)} now")
     return out
 
 
