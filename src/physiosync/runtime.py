@@ -177,8 +177,6 @@ def resolve_precision(requested: str, device: torch.device) -> str:  # noqa: F82
     arithmetic produced them.
     """
     if requested not in PRECISIONS:
-        from physiosync.errors import ConfigError
-
         raise ConfigError(f"precision: found {requested!r}, expected one of {', '.join(PRECISIONS)}")
     if requested != "auto":
         return requested
