@@ -22,9 +22,9 @@ import numpy as np
 from physiosync.baselines.classical import run_classical
 from physiosync.baselines.features import extract_features
 from physiosync.config import ProtocolConfig
-from physiosync.contract import DataContract, ModalitySpec
-from physiosync.protocols import make_folds
-from physiosync.table import WindowTable
+from physiosync.data.contract import DataContract, ModalitySpec
+from physiosync.data.protocols import make_folds
+from physiosync.data.table import WindowTable
 
 
 class RandomCache:
@@ -68,7 +68,7 @@ def main() -> None:
 
     t0 = time.perf_counter()
     if args.cache is not None:
-        from physiosync.cache import open_cache
+        from physiosync.data.cache import open_cache
 
         cache = open_cache(args.cache)
     else:

@@ -64,7 +64,7 @@ def main() -> None:
         "protocol: {name: stimulus-kfold}\n"
     )
     t0 = time.perf_counter()
-    from physiosync.cache import build_cache
+    from physiosync.data.cache import build_cache
     from physiosync.config import load_config
 
     build_cache(load_config(cfg), progress=False)

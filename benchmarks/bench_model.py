@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 
 from physiosync.config import ModelConfig
-from physiosync.datasets import prepared_contract
+from physiosync.data.facts import prepared_contract
 from physiosync.models import FinetuneModel, PretrainModel
-from physiosync.runtime import keep_freed_memory, set_threads
+from physiosync.training.runtime import keep_freed_memory, set_threads
 
 
 def make_optimizer(params, lr: float, weight_decay: float, kind: str) -> torch.optim.Optimizer:
@@ -40,14 +40,14 @@ def pretrain_step_fn(window_s: float, kind: str, n_moments: int = 8, n_subjects:
                      precision: str = "fp32", device: str = "cpu"):
     """Build a DEAP pre-training model + optimiser + data; return a closure running one step.
 
-    The step is the real objective (``physiosync.objective.pretrain_loss``): every one of the
+    The step is the real objective (``physiosync.losses.objective.pretrain_loss``): every one of the
     8 moments x 2 groups x 2 subjects windows goes through encoder *and* projector before the max-pool,
     as in the authors' code, then LS-TCL for both modalities and both CM-CA terms. ``precision`` (fp32 or
-    bf16) is applied exactly as the training loop does (:func:`physiosync.precision.mixed_precision`).
+    bf16) is applied exactly as the training loop does (:func:`physiosync.training.precision.mixed_precision`).
     """
     from physiosync.config import PretrainConfig
-    from physiosync.objective import pretrain_loss
-    from physiosync.precision import mixed_precision
+    from physiosync.losses.objective import pretrain_loss
+    from physiosync.training.precision import mixed_precision
 
     contract = prepared_contract("deap")
     model = PretrainModel(contract, window_s, ModelConfig()).to(device)
@@ -71,7 +71,7 @@ def pretrain_step_fn(window_s: float, kind: str, n_moments: int = 8, n_subjects:
 
 def finetune_step_fn(batch_size: int, kind: str, precision: str = "fp32", device: str = "cpu"):
     """Build the DEAP fine-tuning model (K = 2) + optimiser + one batch of 5 s windows; return a step."""
-    from physiosync.precision import mixed_precision
+    from physiosync.training.precision import mixed_precision
 
     contract = prepared_contract("deap")
     model = FinetuneModel(contract, ModelConfig(), n_classes=2).to(device)

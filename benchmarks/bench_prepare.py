@@ -36,13 +36,13 @@ def time_unpickle(files: list[Path], restricted: bool) -> float:
     """Seconds to merely unpickle ``files`` (page cache warm), timed inside a fresh Python process.
 
     Why a fresh process: like ``prepare`` (also timed in its own process), and with the allocator a user's
-    script has. In a process that already ran :func:`physiosync.runtime.keep_freed_memory` (any training
+    script has. In a process that already ran :func:`physiosync.training.runtime.keep_freed_memory` (any training
     benchmark), freed 100 MB arrays are reused instead of page-faulted afresh, which makes unpickling look
     up to 7x faster than it is for a plain script.
     """
     code = (
         "import pickle, sys, time\n"
-        "from physiosync.io.safe_pickle import load_pickle\n"
+        "from physiosync.data.readers.safe_pickle import load_pickle\n"
         f"files, restricted = {[str(f) for f in files]!r}, {restricted!r}\n"
         "t0 = time.perf_counter()\n"
         "for f in files:\n"

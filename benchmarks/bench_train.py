@@ -11,7 +11,7 @@ Prints, with the torch thread count and device:
   sizes), split into data gathering + augmentation and forward/backward/step;
 - fine-tuning samples/s (batch 256, 5 s windows, all four encoders + fusion classifier, paper sizes);
 - peak RSS of a 32-subject pre-training fold (all moments, all subjects) run for a few steps through
-  :func:`physiosync.pretrain.pretrain_split`, measured in a fresh subprocess (target <= 3 GiB; the authors'
+  :func:`physiosync.training.pretrain.pretrain_split`, measured in a fresh subprocess (target <= 3 GiB; the authors'
   eager augmentation grows ~1.34 GiB per subject, method-spec D17).
 """
 
@@ -29,12 +29,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from physiosync.batches import gather_rows, to_tensors
-from physiosync.cache import WindowCache, open_cache
+from physiosync.data.batches import gather_rows, to_tensors
+from physiosync.data.cache import WindowCache, open_cache
 from physiosync.config import RunConfig
-from physiosync.datasets import prepared_contract
-from physiosync.pretrain import _augment, gather_planned, make_adam, plan_batches
-from physiosync.runtime import tune_cpu_runtime
+from physiosync.data.facts import prepared_contract
+from physiosync.training.pretrain import _augment, gather_planned, make_adam, plan_batches
+from physiosync.training.runtime import tune_cpu_runtime
 
 N_SUBJECTS, N_TRIALS, N_SAMPLES = 32, 40, 7680  # DEAP: 60 s stimulus at 128 Hz
 
@@ -70,7 +70,7 @@ N_WARMUP = 3  # untimed steps before measuring (medians are reported)
 def bench_pretrain_step(cache: WindowCache, window_s: float, cfg: RunConfig, steps: int) -> dict[str, float]:
     """Seconds per pre-training step: gather + augment, and forward + backward + Adam step."""
     from physiosync.models import PretrainModel
-    from physiosync.objective import pretrain_loss
+    from physiosync.losses.objective import pretrain_loss
 
     device = torch.device("cpu")
     model = PretrainModel(cache.contract, window_s, cfg.model)
@@ -135,8 +135,8 @@ def peak_rss_gib() -> float:
 
 def run_rss_child(cache_path: str, window_s: float, steps: int, threads: int) -> None:
     """Child-process body: a 32-subject pre-training fold for ``steps`` steps, then print peak RSS."""
-    from physiosync.pretrain import pretrain_split
-    from physiosync.protocols import PretrainSplit
+    from physiosync.training.pretrain import pretrain_split
+    from physiosync.data.protocols import PretrainSplit
 
     torch.set_num_threads(threads)
     cache = open_cache(cache_path)
@@ -155,9 +155,9 @@ def run_data_rss_child(cache_path: str, window_s: float, release: bool) -> None:
     """Child-process body: gather one whole epoch of group batches (no model) and print peak RSS.
 
     Shows what the memmap pages alone add over an epoch of random moments, with and without
-    :func:`physiosync.batches.release_pages`.
+    :func:`physiosync.data.batches.release_pages`.
     """
-    from physiosync.batches import release_interval, release_pages
+    from physiosync.data.batches import release_interval, release_pages
 
     cache = open_cache(cache_path)
     moments = np.arange(cache.n_trials * cache.n_windows(window_s))

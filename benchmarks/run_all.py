@@ -168,7 +168,7 @@ def fmt_range(r: tuple[float, float], unit: str) -> str:
 
 
 def main() -> None:
-    from physiosync.runtime import cpu_bf16_features, keep_freed_memory, resolve_device, resolve_precision
+    from physiosync.training.runtime import cpu_bf16_features, keep_freed_memory, resolve_device, resolve_precision
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--precision", choices=["fp32", "bf16", "auto"], default=None,
@@ -210,7 +210,7 @@ def main() -> None:
           f"{torch.get_num_threads()} threads, device {device}")
     print(f"kernels: CPU capability {feats['capability']}, amx_bf16 {feats['amx_bf16']}, avx512_bf16 "
           f"{feats['avx512_bf16']}, oneDNN bf16 {feats['mkldnn_bf16']}; precision auto -> {auto} here; "
-          f"bf16 = bf16 GEMMs from kept weight copies, rest fp32 (physiosync.precision)")
+          f"bf16 = bf16 GEMMs from kept weight copies, rest fp32 (physiosync.training.precision)")
     print(f"load average at start: {load():.2f}", flush=True)
 
     clock = time.process_time if args.clock == "cpu" else time.perf_counter

@@ -58,11 +58,11 @@ def fp32_unless_asked():
 
     Why: the suite's numeric checks are written for float32; CI runners may be AMX Xeons or Zen 5 EPYCs
     where ``auto`` would pick bf16. Tests of bf16 set ``precision: bf16`` explicitly, and the tests of the
-    decision itself call :func:`physiosync.runtime.cpu_bf16_is_fast` / monkeypatch this again. Session
+    decision itself call :func:`physiosync.training.runtime.cpu_bf16_is_fast` / monkeypatch this again. Session
     scope: module-scoped fixtures (e.g. a reference run shared by a module's tests) must see it too.
     """
-    import physiosync.runtime
+    import physiosync.training.runtime
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(physiosync.runtime, "bf16_is_fast", lambda device: False)
+        mp.setattr(physiosync.training.runtime, "bf16_is_fast", lambda device: False)
         yield

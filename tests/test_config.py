@@ -195,14 +195,14 @@ def test_window_problem_is_exact():
 
 def test_resolutions_are_checked_against_the_prepared_cache(monkeypatch, tmp_path: Path):
     """Where the prepared trials differ from the dataset facts, the pipeline refuses with a ConfigError."""
-    import physiosync.cache
-    from physiosync.datasets import prepared_contract
-    from physiosync.pipeline import RunContext, stage_prepare
+    import physiosync.data.cache
+    from physiosync.data.facts import prepared_contract
+    from physiosync.experiments.pipeline import RunContext, stage_prepare
 
     class FakeCache:  # a prepared dataset whose trials are 50 s long (6400 samples)
         contract, n_samples, sfreq, path = prepared_contract("deap"), 6400, 128.0, tmp_path / "cache"
 
-    monkeypatch.setattr(physiosync.cache, "build_cache", lambda cfg, progress=True: FakeCache())
+    monkeypatch.setattr(physiosync.data.cache, "build_cache", lambda cfg, progress=True: FakeCache())
     cfg = load_config(preset="smoke", overrides=[f"dataset.data_dir={tmp_path}", "model.embed_dim={30: 8, 1: 8}",
                                                   "model.resolutions=[1, 30]"])
     with pytest.raises(ConfigError, match=r"model.resolutions \[1.0, 30.0\]: a 30 s window does not tile a 50 s"):
@@ -248,7 +248,7 @@ def test_resolved_preprocessing_gives_the_plan_of_the_dataset_defaults():
     """The cache hash covers the resolved plan: resolving the config first must give the plan the unresolved
     config always gave (the values below), so existing caches and the demo's numbers stay valid."""
     from physiosync.config import resolve_config
-    from physiosync.preprocess import resolve_plan
+    from physiosync.data.preprocess import resolve_plan
 
     cases = {  # (dataset, overrides) -> (peripheral_norm, thresholds)
         ("deap", ()): ("subject", {"valence": 5.0, "arousal": 5.0}),
@@ -268,7 +268,7 @@ def test_resolved_preprocessing_gives_the_plan_of_the_dataset_defaults():
 def test_unusable_device_is_a_config_error(monkeypatch):
     import torch
 
-    from physiosync.runtime import resolve_device
+    from physiosync.training.runtime import resolve_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ConfigError, match="no CUDA device is available on this machine; use --device cpu"):

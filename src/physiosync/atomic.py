@@ -1,7 +1,7 @@
 """Atomic writes: nothing half-written is ever left where a reader would take it for valid.
 
 Files are written to a temporary sibling and renamed into place (rename is atomic on POSIX within one
-file system). Directories (the window cache) follow the same protocol in :func:`physiosync.cache.build_cache`:
+file system). Directories (the window cache) follow the same protocol in :func:`physiosync.data.cache.build_cache`:
 built under a hidden temporary name, renamed when complete.
 
 Temporary names say who owns them: ``.<name>.ps<pid>-<start>@<host>.<random>.tmp`` (``start`` is the owner

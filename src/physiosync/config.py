@@ -7,7 +7,7 @@ a count); floats must be finite; sizes, counts and rates have ranges. YAML is re
 refuses duplicate keys and aliases (see :class:`StrictYAMLLoader`). Presets
 (``smoke``, ``demo``, ``cpu``, ``paper``) are YAML overlays shipped in ``physiosync/presets``; the resolved
 config is saved with every run. Dataset *facts* (channels, rates, thresholds) are not configuration: they
-live in ``physiosync/datasets/<name>.yaml`` and are read with :func:`load_dataset_facts`.
+live in ``physiosync/data/datasets/<name>.yaml`` and are read with :func:`load_dataset_facts`.
 
 Fields documented as ``None = dataset default`` (``model.resolutions``, ``preprocess.peripheral_norm``,
 ``preprocess.thresholds``) are filled from those facts by :func:`resolve_config`, the one place that knows
@@ -127,7 +127,7 @@ _DEVICE_RE = re.compile(r"auto|cpu|mps|cuda(:\d{1,4})?")
 
 
 def _device_name(v: str) -> str:
-    # Availability is checked when the device is used (physiosync.runtime.resolve_device): a run made on a
+    # Availability is checked when the device is used (physiosync.training.runtime.resolve_device): a run made on a
     # GPU machine keeps a loadable config elsewhere.
     if not _DEVICE_RE.fullmatch(v):
         raise ValueError("expected auto, cpu, cuda, cuda:N or mps")
@@ -356,7 +356,7 @@ class RunConfig(StrictModel):
     seed: Annotated[int, Strict(), Field(ge=0, le=2**63 - 1)] = 0  # numpy and torch seeds are unsigned 64-bit
     device: Annotated[str, AfterValidator(_device_name)] = "auto"  # auto | cpu | cuda | cuda:1 | mps
     # auto = bf16 where the hardware runs it fast (CPU AMX / AVX512-BF16, CUDA with bf16), fp32 elsewhere;
-    # a run saves and reports the resolved value (physiosync.runtime.resolve_precision).
+    # a run saves and reports the resolved value (physiosync.training.runtime.resolve_precision).
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     n_threads: Annotated[int, Strict(), Field(ge=1, le=1024)] | None = None
     labels: Annotated[list[LabelName], Field(min_length=1), AfterValidator(_unique)] = Field(
@@ -712,7 +712,7 @@ class _NoAliasDumper(yaml.SafeDumper):
 
 @cache
 def _facts(name: str) -> dict[str, Any]:
-    f = resources.files("physiosync") / "datasets" / f"{name}.yaml"
+    f = resources.files("physiosync") / "data" / "datasets" / f"{name}.yaml"
     if not f.is_file():
         raise ConfigError(f"no dataset facts for {name!r}")
     return yaml.safe_load(f.read_text())

@@ -28,7 +28,7 @@ CLASSIFIERS = ("majority", "logreg", "svm-rbf")
 
 
 class FoldLike(Protocol):
-    """What :func:`run_classical` reads from a ``physiosync.protocols.Fold`` (contract 5)."""
+    """What :func:`run_classical` reads from a ``physiosync.data.protocols.Fold`` (contract 5)."""
 
     index: int
     train: np.ndarray

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from physiosync.runtime import resolve_device
+from physiosync.training.runtime import resolve_device
 
 
 class EEGNet(nn.Module):

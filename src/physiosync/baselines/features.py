@@ -21,9 +21,9 @@ from typing import Literal, Protocol
 import numpy as np
 from scipy.signal import butter, find_peaks, sosfiltfilt, welch
 
-from physiosync.contract import DataContract
+from physiosync.data.contract import DataContract
 from physiosync.errors import DataFormatError
-from physiosync.table import WindowTable
+from physiosync.data.table import WindowTable
 
 #: Frequency bands in Hz, ``[low, high)``; the 13–14 Hz gap between alpha and beta is the usual DEAP choice.
 BANDS: dict[str, tuple[float, float]] = {
@@ -42,7 +42,7 @@ BandSpec = Mapping[str, tuple[float, float]] | Sequence[tuple[float, float]]
 
 
 class WindowSource(Protocol):
-    """The part of ``physiosync.cache.WindowCache`` (contract 2) that feature extraction reads."""
+    """The part of ``physiosync.data.cache.WindowCache`` (contract 2) that feature extraction reads."""
 
     path: object
     contract: DataContract

@@ -1,6 +1,6 @@
 """PhysioSync models (method-spec §3): encoders, pre-training heads, fusion classifier (contract 3).
 
-Models import only torch, :mod:`physiosync.contract` and :class:`physiosync.config.ModelConfig`; they never
+Models import only torch, :mod:`physiosync.data.contract` and :class:`physiosync.config.ModelConfig`; they never
 know a dataset name.
 """
 

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from physiosync.config import ModelConfig, dataset_defaults, load_config, resolve_config
-from physiosync.contract import DataContract
+from physiosync.data.contract import DataContract
 from physiosync.models.encoder import is_parity_name
 from physiosync.models.flops import batch_flops, count_flops, module_flops
 from physiosync.models.fusion import FinetuneModel
@@ -94,7 +94,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from physiosync.datasets import prepared_contract
+    from physiosync.data.facts import prepared_contract
 
     overrides = [*args.overrides, *([f"dataset.name={args.dataset}"] if args.dataset else [])]
     cfg = resolve_config(load_config(args.config, overrides))  # --dataset before resolving its defaults

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from physiosync.config import ModelConfig
-from physiosync.contract import ModalitySpec
+from physiosync.data.contract import ModalitySpec
 
 PARITY_PREFIX = "unused_"  # attribute-name prefix of parity-only modules/parameters (never in the forward)
 PARITY_MIX_FFN_FROM = 2  # D20: the authors create the unused mix-FFN in every block whose index is >= 2

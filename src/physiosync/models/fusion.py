@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from physiosync.config import ModelConfig
-from physiosync.contract import DataContract, ModalitySpec
+from physiosync.data.contract import DataContract, ModalitySpec
 from physiosync.models.encoder import Encoder, build_encoder, is_parity_name, lookup_embed_dim
 
 

@@ -2,7 +2,7 @@
 
 The projector feeds the temporal (LS-TCL) loss; the cross-modal head, shared by both modalities, feeds the
 CM-CA loss. :class:`PretrainModel` holds one encoder + projector per modality at ONE window length plus the
-shared cross-modal head; the losses (``physiosync.losses``) decide how they are combined.
+shared cross-modal head; the losses (``physiosync.losses.contrastive``) decide how they are combined.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from physiosync.config import ModelConfig
-from physiosync.contract import DataContract
+from physiosync.data.contract import DataContract
 from physiosync.models.encoder import Encoder, build_encoder
 
 

@@ -1,7 +1,7 @@
 """Synthetic DEAP in the exact ``data_preprocessed_python`` / ``data_preprocessed_matlab`` formats.
 
 Each ``sNN.dat`` is a pickle of ``{'data': float64 (n_trials, 40, 8064), 'labels': float64 (n_trials, 4)}``
-(``sNN.mat`` holds the same two variables), so :func:`physiosync.io.read_deap` loads them unchanged.
+(``sNN.mat`` holds the same two variables), so :func:`physiosync.data.readers.read_deap` loads them unchanged.
 Subjects are generated and written one at a time (peak memory ≈ one subject) from generators seeded by
 (seed, subject), so ``s03`` is the same file whether 6 or 32 subjects are written.
 """

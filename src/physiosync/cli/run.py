@@ -1,0 +1,146 @@
+"""Commands ``run``, ``pretrain``, ``finetune``, ``evaluate``, ``report`` and ``demo``: parse, then call
+:mod:`physiosync.experiments.pipeline`. No logic of their own beyond building the config."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from physiosync.config import RunConfig, load_config
+
+# Size of the demo's synthetic DEAP-format dataset (real DEAP: 32 subjects x 40 trials); chosen so the
+# whole demo finishes in a few minutes on 2 CPU cores.
+DEMO_SUBJECTS = 8
+DEMO_TRIALS = 20
+
+SINGLE_STAGES = {"pretrain": ("pretrain",), "finetune": ("finetune",), "evaluate": ("evaluate",),
+                 "report": ("report",)}
+
+
+def shared_arguments(p: argparse.ArgumentParser) -> None:
+    """The options every pipeline command takes (run, demo, the stage commands, compare)."""
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key (repeatable), e.g. --set finetune.epochs=3")
+    p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1, mps")
+    p.add_argument("--precision", default=None, choices=["auto", "fp32", "bf16"],
+                   help="auto (default): bf16 where the hardware runs it fast, else fp32")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def add_arguments(p: argparse.ArgumentParser, command: str) -> None:
+    if command == "run":
+        p.add_argument("config", nargs="?", default=None, help="YAML config (see configs/)")
+        p.add_argument("--preset", default=None, help="smoke | demo | cpu | paper (applied under the file)")
+        p.add_argument("--stages", default=",".join(("pretrain", "finetune", "evaluate", "report")),
+                       help="comma-separated subset of pretrain,finetune,evaluate,report")
+    elif command == "demo":
+        p.add_argument("--out", type=Path, default=Path("demo-out"), help="where data, cache and runs go")
+        p.add_argument("--effect", type=float, default=1.0, help="label effect size (0 = null dataset)")
+        p.add_argument("--protocol", default="stimulus-kfold", help="stimulus-kfold (default), paper, loso, ...")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--subjects", type=int, default=None, help="synthetic subjects (preset default)")
+        p.add_argument("--trials", type=int, default=None, help="synthetic trials per subject (preset default)")
+        p.add_argument("--preset", default="demo")
+    else:
+        p.add_argument("run_dir", type=Path, help="an existing run directory (runs/<name>)")
+    shared_arguments(p)
+
+
+def cli_overrides(args: argparse.Namespace) -> list[str]:
+    """``--set`` items plus ``--device`` / ``--precision`` as config overrides."""
+    extra = list(args.overrides)
+    if args.device:
+        extra.append(f"device={args.device}")
+    if args.precision:
+        extra.append(f"precision={args.precision}")
+    return extra
+
+
+def _setup_logging(quiet: bool) -> None:
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    from physiosync.experiments.pipeline import load_run_config, run_pipeline
+
+    _setup_logging(args.quiet)
+    if args.command == "demo":
+        return run_demo(args)
+    if args.command == "run":
+        cfg = load_config(args.config, overrides=cli_overrides(args), preset=args.preset)
+        stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
+    else:
+        cfg = load_run_config(args.run_dir, overrides=cli_overrides(args))
+        stages = SINGLE_STAGES[args.command]
+    results = run_pipeline(cfg, stages=stages, progress=not args.quiet)
+    if "labels" in results:
+        print(format_results(results))
+    if "report_path" in results:
+        print(f"report: {results['report_path']}")
+    return 0
+
+
+def _pct(x: Any) -> str:
+    return "—" if x is None else f"{100 * x:.1f}"
+
+
+def _ms(summary: dict[str, Any], key: str) -> str:
+    s = summary.get(key) or {}
+    if s.get("mean") is None:
+        return "—"
+    std = s.get("std")
+    return f"{100 * s['mean']:.1f} ± {100 * std:.1f}" if std is not None else f"{100 * s['mean']:.1f}"
+
+
+def format_results(results: dict[str, Any]) -> str:
+    """A compact text table: one line per label dimension (percentages, mean ± std over folds, ddof 0)."""
+    proto = results["protocol"]
+    lines = [f"protocol: {proto['name']}" + ("  (LEAKY: windows of test trials are in training)" if proto["leaky"] else "")
+             + f"   folds: {proto['n_folds']}   (mean ± std over folds, ddof 0, %)"]
+    head = f"{'label':<8} {'accuracy':>13} {'bal. acc.':>13} {'F1':>13} {'trial vote':>13} {'majority':>13} {'chance':>7}"
+    lines += [head, "-" * len(head)]
+    for label, r in results["labels"].items():
+        s = r["summary"]
+        chance = (r.get("chance") or {}).get("chance_mean")
+        lines.append(f"{label:<8} {_ms(s, 'accuracy'):>13} {_ms(s, 'balanced_accuracy'):>13} {_ms(s, 'f1'):>13} "
+                     f"{_ms(s, 'trial_vote_accuracy'):>13} {_ms(s, 'majority_accuracy'):>13} {_pct(chance):>7}")
+    return "\n".join(lines)
+
+
+def demo_config(out: Path, effect: float, protocol: str, seed: int, preset: str, overrides: list[str]) -> RunConfig:
+    base = {
+        "name": f"demo-{protocol}-effect{effect:g}-seed{seed}",
+        "seed": seed,
+        "dataset": {"name": "deap", "data_dir": str(out / f"data-effect{effect:g}-seed{seed}"), "origin": "synthetic"},
+        "cache_dir": str(out / "cache"),
+        "runs_dir": str(out / "runs"),
+        "protocol": {"name": protocol},
+    }
+    return load_config(None, overrides=overrides, preset=preset, base=base)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Generate synthetic DEAP-format data (once), then run the whole pipeline on it."""
+    from physiosync.experiments.pipeline import run_pipeline
+    from physiosync.synth import write_synthetic_deap
+
+    n_subjects = args.subjects or DEMO_SUBJECTS
+    n_trials = args.trials or DEMO_TRIALS
+    cfg = demo_config(args.out, args.effect, args.protocol, args.seed, args.preset, cli_overrides(args))
+    data_dir = Path(cfg.dataset.data_dir)
+    stamp = data_dir / ".complete"
+    want = f"subjects={n_subjects} trials={n_trials} effect={args.effect} seed={args.seed}"
+    if not (stamp.is_file() and stamp.read_text() == want):
+        print(f"writing synthetic DEAP-format data ({n_subjects} subjects × {n_trials} trials, effect "
+              f"{args.effect:g}) to {data_dir}", file=sys.stderr)
+        write_synthetic_deap(data_dir, n_subjects=n_subjects, n_trials=n_trials, seed=args.seed, effect=args.effect)
+        stamp.write_text(want)
+    results = run_pipeline(cfg, progress=not args.quiet)
+    print(format_results(results))
+    print(f"\ndata: synthetic DEAP format ({n_subjects} subjects × {n_trials} trials, effect {args.effect:g}); "
+          f"preset {args.preset}; {results['timings']['total']:.0f} s")
+    print(f"report: {results.get('report_path')}")
+    return 0

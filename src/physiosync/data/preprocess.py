@@ -1,0 +1,444 @@
+"""Signal preprocessing (method-spec §2): one :class:`SubjectRecording` in, float32 stimulus arrays out.
+
+What this module owns:
+
+- DEAP (§2.1–§2.2): a per-second baseline template (the mean of the 1 s pre-trial windows, per channel and
+  sample position) subtracted from every second of the 60 s stimulus; EEG z-scored *per time point across
+  channels* over non-zero values only; GSR left in its units, then the optional peripheral normalisation
+  (D23).
+- DREAMER (§2.3–§2.4): real ECG resampled 256 → 128 Hz with an anti-aliased polyphase filter so ECG second
+  ``w`` covers EEG second ``w``; each clip's own baseline template; windows w0..w59 of the first (or last)
+  60 s; EEG z-scored as in DEAP; ECG normalised per channel over time.
+- The authors' data-changing quirks as switches (§7: D1, D3, D8, D13), resolved once into a
+  :class:`PreprocessPlan` whose dict goes into the cache hash.
+
+Every function is vectorised over trials (and windows); the only Python loops run over trials or clips,
+never over samples. Because baseline removal is per second and normalisation is per time point (or per
+trial/subject), every window length is a plain view of the stored 60 s array (§2.1 "important
+consequence"), which is what lets the cache store one copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from physiosync.config import PreprocessConfig, load_dataset_facts, resolve_preprocess
+from physiosync.errors import DataFormatError
+from physiosync.data.labels import make_labels
+from physiosync.data.recording import SubjectRecording
+
+TARGET_SFREQ = 128  # every prepared modality is at 128 Hz (method-spec conventions)
+WINDOW = 128  # samples of one 1 s window at TARGET_SFREQ; baseline templates are one window long
+STIMULUS_S = 60  # seconds of stimulus kept per trial (DEAP: all of it; DREAMER: first or last 60 s)
+N_SAMPLES = STIMULUS_S * TARGET_SFREQ  # 7680 samples per prepared trial
+
+
+@dataclass(frozen=True)
+class PreprocessPlan:
+    """The fully resolved preprocessing of one dataset (what the cache hash covers).
+
+    Quirks that cannot affect a dataset are resolved to ``False`` for it, so toggling a DREAMER switch
+    does not invalidate a DEAP cache.
+
+    Attributes:
+        dataset: "deap" or "dreamer".
+        four_tie_bug: D8, DEAP ties at the threshold relabelled LALV.
+        ecg_from_eeg_bug: D1, DREAMER "ECG" = baseline-corrected EEG AF3/F7 minus the ECG template.
+        baseline_bug: D3, DREAMER running, never-reset baseline accumulator.
+        window_bug: D13, DREAMER duplicated first window and dropped last second.
+        segment: DREAMER "first" or "last" 60 s of each clip.
+        peripheral_norm: "none", "trial" or "subject" for the peripheral modality.
+        thresholds: {"valence": t, "arousal": t}, high ⇔ rating ≥ t.
+    """
+
+    dataset: str
+    four_tie_bug: bool
+    ecg_from_eeg_bug: bool
+    baseline_bug: bool
+    window_bug: bool
+    segment: str
+    peripheral_norm: str
+    thresholds: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resolve_plan(dataset: str, cfg: PreprocessConfig) -> PreprocessPlan:
+    """Resolve quirk switches for ``dataset``; the peripheral normalisation and thresholds are its defaults.
+
+    Dataset defaults (``peripheral_norm``, ``thresholds``) come from
+    :func:`physiosync.config.resolve_preprocess`, the one place that fills them (a no-op on a config already
+    resolved by :func:`physiosync.config.resolve_config`).
+    """
+    cfg = resolve_preprocess(dataset, cfg)
+    assert cfg.peripheral_norm is not None and cfg.thresholds is not None
+    dreamer = dataset == "dreamer"
+    return PreprocessPlan(
+        dataset=dataset,
+        four_tie_bug=dataset == "deap" and cfg.quirk("deap_four_tie_bug"),
+        ecg_from_eeg_bug=dreamer and cfg.quirk("dreamer_ecg_from_eeg_bug"),
+        baseline_bug=dreamer and cfg.quirk("dreamer_baseline_bug"),
+        window_bug=dreamer and cfg.quirk("dreamer_window_bug"),
+        segment=cfg.dreamer_segment if dreamer else "first",
+        peripheral_norm=cfg.peripheral_norm,
+        thresholds=dict(cfg.thresholds),
+    )
+
+
+@dataclass
+class PreparedSubject:
+    """One subject after preprocessing.
+
+    Attributes:
+        subject: Canonical id ("s01").
+        signals: modality -> Shape: (n_trials, n_chans, N_SAMPLES) float32 (may be the caller's buffers).
+        stimulus: Shape: (n_trials,) int64 stimulus ids.
+        ratings: "valence", "arousal", "dominance" -> Shape: (n_trials,) float64.
+        labels: "label_arousal", "label_valence", "label_four" -> Shape: (n_trials,) int64.
+    """
+
+    subject: str
+    signals: dict[str, np.ndarray]
+    stimulus: np.ndarray
+    ratings: dict[str, np.ndarray]
+    labels: dict[str, np.ndarray]
+
+
+# --------------------------------------------------------------------------------------------------
+# building blocks (vectorised over any leading axes)
+
+
+def make_baseline_template(baseline: np.ndarray, window: int = WINDOW) -> np.ndarray:
+    """Mean of the complete ``window``-sample windows of a baseline, per channel and sample position.
+
+    Shape: baseline (..., C, L) -> (..., C, window); samples past the last complete window are ignored.
+    """
+    n_win = baseline.shape[-1] // window
+    if n_win == 0:
+        raise ValueError(f"baseline of {baseline.shape[-1]} samples has no complete {window}-sample window")
+    cut = baseline[..., : n_win * window]
+    return cut.reshape(*cut.shape[:-1], n_win, window).mean(axis=-2)
+
+
+def zscore_across_channels(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Per time point, z-score the non-zero channel values (population std); exact zeros stay zero.
+
+    This is the authors' spatial normalisation (§2.1 step 3). Where all non-zero values are equal
+    (std 0) the result is 0 instead of the authors' NaN, so one flat instant cannot poison a batch.
+
+    Shape: x (..., C, T) -> (..., C, T); ``out`` (same shape, any float dtype) receives the result.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    n = np.count_nonzero(x, axis=-2)[..., None, :]
+    has_zeros = bool((n < x.shape[-2]).any())
+    n_safe = np.maximum(n, 1)
+    mean = x.sum(axis=-2, keepdims=True) / n_safe  # zeros add nothing to the sum
+    d = x - mean
+    if has_zeros:  # rare on real data, so the mask pass is skipped when no channel value is exactly 0
+        d *= x != 0
+    # Two-pass (centred) variance, as numpy's std: no cancellation when the mean is large.
+    std = np.sqrt(np.einsum("...ct,...ct->...t", d, d)[..., None, :] / n_safe)
+    std[std == 0] = 1.0
+    if out is None:
+        out = np.empty_like(d)
+    np.divide(d, std, out=out, casting="same_kind")  # straight into the (float32) destination
+    return out
+
+
+def normalize_over_time(x: np.ndarray, mode: str) -> np.ndarray:
+    """Per-channel z-score of a peripheral signal over time (population std, std 0 guarded), in place.
+
+    ``trial``: statistics per (trial, channel); ``subject``: per channel over all trials of the subject;
+    ``none``: unchanged. Used for GSR (D23 option) and the real DREAMER ECG (§2.4).
+
+    Shape: x (n_trials, C, T) float -> same array.
+    """
+    if mode == "none":
+        return x
+    axes = (-1,) if mode == "trial" else (0, -1)
+    if mode not in ("trial", "subject"):
+        raise ValueError(f"unknown peripheral normalisation {mode!r}")
+    mean = x.mean(axis=axes, keepdims=True, dtype=np.float64)
+    std = x.std(axis=axes, keepdims=True, dtype=np.float64)
+    std[std == 0] = 1.0
+    x -= mean.astype(x.dtype)
+    x /= std.astype(x.dtype)
+    return x
+
+
+def segment_windows(x: np.ndarray, window: int = WINDOW, official: bool = False) -> np.ndarray:
+    """Cut a signal into 1 s windows.
+
+    Fixed: all complete windows w0..w_{n-1}. ``official`` (D13) reproduces the authors' segmenter: a
+    window is produced only while ``start + window < L`` (so the last complete window is lost) and the
+    first window is emitted twice, giving ``[w0, w0, w1, ..., w_{k-1}]``.
+
+    Shape: x (C, L) -> (n_segments, C, window).
+    """
+    n_chans, length = x.shape
+    n_win = length // window
+    if official:
+        n_win = max(0, -(-(length - window) // window))  # count of starts j*window with end < length
+    wins = x[:, : n_win * window].reshape(n_chans, n_win, window).transpose(1, 0, 2)
+    if official and n_win > 0:
+        wins = np.concatenate([wins[:1], wins], axis=0)
+    return wins
+
+
+def make_running_templates(segments: list[np.ndarray], n_per_clip: int) -> np.ndarray:
+    """The authors' DREAMER baseline accumulator (D3), reproduced exactly.
+
+    All clips' baseline segments are stacked in clip order into one list; for clip k = 1..K a buffer that
+    is never reset becomes ``(buffer + Σ_{i=1..n} seg[k·i − 1]) / n`` and is clip k's template. Only clip 1
+    averages its own baseline; later clips stride across other clips' segments.
+
+    Args:
+        segments: per clip, Shape: (n_segments_k, C, W).
+        n_per_clip: n, the loop count (the authors' constant = EEG baseline segments per clip, 61).
+
+    Returns:
+        Shape: (K, C, W) templates.
+    """
+    flat = np.concatenate(segments, axis=0)
+    n_clips = len(segments)
+    i = np.arange(1, n_per_clip + 1)
+    buffer = np.zeros(flat.shape[1:], dtype=np.float64)
+    templates = np.empty((n_clips, *flat.shape[1:]), dtype=np.float64)
+    for k in range(1, n_clips + 1):
+        idx = k * i - 1
+        if idx[-1] >= len(flat):
+            raise ValueError(f"baseline segment index {idx[-1]} out of range ({len(flat)} segments)")
+        buffer = (buffer + flat[idx].sum(axis=0)) / n_per_clip
+        templates[k - 1] = buffer
+    return templates
+
+
+# --------------------------------------------------------------------------------------------------
+# per-dataset drivers
+
+
+def _trial_array(rec: SubjectRecording, k: int, part: str, mod: str, n_chans: int) -> np.ndarray:
+    trial = rec.trials[k]
+    arrays = trial.baseline if part == "baseline" else trial.signal
+    if mod not in arrays:
+        raise DataFormatError(rec.source, f"trial {k} {part}[{mod!r}]", "missing", f"modality {mod!r}")
+    x = np.asarray(arrays[mod])
+    if x.ndim != 2 or x.shape[0] != n_chans:
+        raise DataFormatError(rec.source, f"trial {k} {part}[{mod!r}] shape", x.shape, f"({n_chans}, n_samples)")
+    if not np.issubdtype(x.dtype, np.number):
+        raise DataFormatError(rec.source, f"trial {k} {part}[{mod!r}] dtype", x.dtype, "a numeric array")
+    return x
+
+
+def preprocess_deap(rec: SubjectRecording, plan: PreprocessPlan, out: dict[str, np.ndarray]) -> None:
+    """DEAP §2.1–§2.2 for one subject, written into ``out`` (e.g. memmap rows).
+
+    Shape: out["eeg"] (n_trials, 32, 7680), out["gsr"] (n_trials, 1, 7680), any float dtype.
+    """
+    facts = load_dataset_facts("deap")
+    n_base = int(round(facts["baseline_s"] * TARGET_SFREQ))
+    n_stim = int(round(facts["stimulus_s"] * TARGET_SFREQ))
+    for mod, spec in facts["modalities"].items():
+        n_chans = len(spec["ch_names"])
+        peripheral = spec["role"] == "peripheral"
+        block = np.empty((rec.n_trials, n_chans, n_stim), dtype=np.float64) if peripheral else None
+        # One trial per vectorised step: its float64 working set (2 MB) stays in CPU cache, measured
+        # 2x faster than whole-subject arrays; the only loop is over trials, never samples.
+        for k in range(rec.n_trials):
+            x = _trial_array(rec, k, "signal", mod, n_chans)
+            base = _trial_array(rec, k, "baseline", mod, n_chans)
+            if x.shape[1] != n_stim or base.shape[1] != n_base:
+                raise DataFormatError(rec.source, f"trial {k} {mod!r} samples (baseline, stimulus)",
+                                      (base.shape[1], x.shape[1]), (n_base, n_stim))
+            template = make_baseline_template(base.astype(np.float64, copy=False))
+            # The subtraction itself makes the float64 working copy (reader arrays are views of the file).
+            y = np.subtract(x.reshape(n_chans, -1, WINDOW), template[:, None, :], dtype=np.float64)
+            y = y.reshape(n_chans, n_stim)
+            if peripheral:
+                block[k] = y
+            else:
+                zscore_across_channels(y, out=out[mod][k])
+        if peripheral:
+            # Subject-level statistics need every trial, so the (small) peripheral block is normalised whole.
+            out[mod][...] = normalize_over_time(block, plan.peripheral_norm)
+
+
+def _where(rec: SubjectRecording, k: int, mod: str, dreamer: bool) -> str:
+    """Name of trial ``k``'s stimulus array of ``mod`` in the source: DREAMER's struct path, else the trial."""
+    if dreamer and rec.subject[1:].isdigit():  # DREAMER subjects s01.. are Data{1}.. in file order
+        return f"DREAMER.Data{{{int(rec.subject[1:])}}}.{mod.upper()}.stimuli{{{k + 1}}}"
+    return f"trial {k} signal[{mod!r}]"
+
+
+def _crop_stimulus(x: np.ndarray, segment: str, rec: SubjectRecording, k: int, mod: str) -> np.ndarray:
+    if x.shape[-1] < N_SAMPLES:
+        raise DataFormatError(rec.source, _where(rec, k, mod, dreamer=True),
+                              f"{x.shape[-1]} samples ({x.shape[-1] / TARGET_SFREQ:.2f} s) for subject {rec.subject} "
+                              f"clip {k + 1}", f">= {N_SAMPLES} (60 s at 128 Hz)")
+    return x[:, :N_SAMPLES] if segment == "first" else x[:, x.shape[-1] - N_SAMPLES :]
+
+
+def _to_target_rate(x: np.ndarray, sfreq: float) -> np.ndarray:
+    """Anti-aliased polyphase resampling to 128 Hz along time. Shape: (C, L) -> (C, L')."""
+    ratio = Fraction(TARGET_SFREQ) / Fraction(sfreq).limit_denominator(1000)
+    if ratio == 1:
+        return x
+    from scipy.signal import resample_poly  # imported here: scipy.signal takes seconds to import
+
+    return resample_poly(x, ratio.numerator, ratio.denominator, axis=-1)
+
+
+def _clip_templates(baselines: list[np.ndarray], plan: PreprocessPlan, n_per_clip: int) -> np.ndarray:
+    """Per-clip baseline templates from segmented baselines. Shape: list of (n_k, C, W) -> (K, C, W)."""
+    if plan.baseline_bug:
+        return make_running_templates(baselines, n_per_clip)
+    return np.stack([b.mean(axis=0) for b in baselines])
+
+
+def preprocess_dreamer(rec: SubjectRecording, plan: PreprocessPlan, out: dict[str, np.ndarray]) -> None:
+    """DREAMER §2.3–§2.4 for one subject, written into ``out``.
+
+    Fixed defaults: real ECG resampled to 128 Hz, each clip's own template, windows w0..w59 of the chosen
+    60 s, EEG spatial z-score, ECG per-channel normalisation. With D1 the authors' pipeline is followed for
+    the peripheral branch as a whole: the ECG is *not* resampled (their code cuts the 256 Hz baseline as if
+    it were 128 Hz; only the template survives), "ECG" = corrected EEG AF3/F7 minus that template, then a
+    2-channel spatial z-score and no further normalisation.
+
+    Shape: out["eeg"] (n_trials, 14, 7680), out["ecg"] (n_trials, 2, 7680).
+    """
+    facts = load_dataset_facts("dreamer")
+    n_eeg = len(facts["modalities"]["eeg"]["ch_names"])
+    n_ecg = len(facts["modalities"]["ecg"]["ch_names"])
+    eeg_rate = float(rec.sfreq.get("eeg", TARGET_SFREQ))
+    if eeg_rate != TARGET_SFREQ:
+        raise DataFormatError(rec.source, "sfreq['eeg']", eeg_rate, TARGET_SFREQ)
+    ecg_rate = float(rec.sfreq.get("ecg", 256.0))
+    official = plan.window_bug
+
+    eeg_stim, eeg_base, ecg_stim, ecg_base = [], [], [], []
+    for k in range(rec.n_trials):
+        e_s = _trial_array(rec, k, "signal", "eeg", n_eeg).astype(np.float64, copy=False)
+        e_b = _trial_array(rec, k, "baseline", "eeg", n_eeg).astype(np.float64, copy=False)
+        c_s = _trial_array(rec, k, "signal", "ecg", n_ecg).astype(np.float64, copy=False)
+        c_b = _trial_array(rec, k, "baseline", "ecg", n_ecg).astype(np.float64, copy=False)
+        if not plan.ecg_from_eeg_bug:
+            c_s, c_b = _to_target_rate(c_s, ecg_rate), _to_target_rate(c_b, ecg_rate)
+        eeg_stim.append(segment_windows(_crop_stimulus(e_s, plan.segment, rec, k, "eeg"),
+                                        official=official))
+        eeg_base.append(segment_windows(e_b, official=official))
+        if not plan.ecg_from_eeg_bug:
+            ecg_stim.append(segment_windows(_crop_stimulus(c_s, plan.segment, rec, k, "ecg"),
+                                            official=official))
+        ecg_base.append(segment_windows(c_b, official=official))
+        if len(eeg_base[-1]) == 0 or len(ecg_base[-1]) == 0:
+            raise DataFormatError(rec.source, f"trial {k} baseline samples", e_b.shape[-1], f">= {2 * WINDOW}")
+
+    n_per_clip = len(eeg_base[0])  # the authors' loop constant (61 on the real data)
+    try:
+        eeg_tpl = _clip_templates(eeg_base, plan, n_per_clip)  # (K, C, W)
+        ecg_tpl = _clip_templates(ecg_base, plan, n_per_clip)
+    except ValueError as e:
+        raise DataFormatError(rec.source, "baseline lengths", str(e), "equal baselines for every clip") from None
+
+    eeg = np.stack(eeg_stim)  # (K, 60, C, W)
+    eeg -= eeg_tpl[:, None]
+    if plan.ecg_from_eeg_bug:
+        ecg = eeg[:, :, :2] - ecg_tpl[:, None]  # D1: AF3/F7 of the corrected EEG stand in for the ECG
+    else:
+        ecg = np.stack(ecg_stim)
+        ecg -= ecg_tpl[:, None]
+    # (K, 60, C, W) -> (K, C, 60 * W): the 60 segments stored back to back so 1 s windows stay views.
+    eeg = eeg.transpose(0, 2, 1, 3).reshape(rec.n_trials, n_eeg, N_SAMPLES)
+    ecg = ecg.transpose(0, 2, 1, 3).reshape(rec.n_trials, n_ecg, N_SAMPLES)
+    zscore_across_channels(eeg, out=out["eeg"])
+    if plan.ecg_from_eeg_bug:
+        zscore_across_channels(ecg, out=out["ecg"])
+    else:
+        out["ecg"][...] = normalize_over_time(ecg, plan.peripheral_norm)
+
+
+def check_prepared(rec: SubjectRecording, out: dict[str, np.ndarray], dreamer: bool = False) -> None:
+    """Refuse prepared arrays that are not usable data: non-finite, or constant over a whole trial.
+
+    A pure check after preprocessing (it changes no value, so valid inputs give bit-identical caches). It
+    catches what no input check can see: values that do not fit float32 once stored (Inf), and trials that
+    carry no signal at all (a flat recording, or one that preprocessing reduced to zeros) which would
+    otherwise enter training as if they were data.
+
+    Shape: out[mod] (n_trials, C, N_SAMPLES) float.
+
+    Raises:
+        DataFormatError: naming the subject, trial (DREAMER: clip), modality and what was found.
+    """
+    for mod, x in out.items():
+        hi = x.max(axis=(1, 2))  # NaN propagates into both reductions
+        lo = x.min(axis=(1, 2))
+        bad = ~(np.isfinite(hi) & np.isfinite(lo)) | (hi == lo)
+        if bad.any():
+            k = int(np.argmax(bad))
+            if np.isnan(x[k]).any():
+                what = "NaN"
+            elif not (np.isfinite(hi[k]) and np.isfinite(lo[k])):
+                what = "Inf (a value beyond the float32 range ±3.4e38)"
+            else:
+                what = f"a constant {float(hi[k]):g} over the whole trial (no signal)"
+            raise DataFormatError(rec.source, _where(rec, k, mod, dreamer),
+                                  f"{what} in subject {rec.subject} trial {k} ({mod}) after preprocessing",
+                                  "finite float32 values that vary within each trial",
+                                  hint=f"fix the recording, or leave {rec.subject} out with "
+                                       "--set dataset.subjects=[...]")
+
+
+def preprocess_recording(
+    rec: SubjectRecording, plan: PreprocessPlan, out: dict[str, np.ndarray] | None = None
+) -> PreparedSubject:
+    """Preprocess one subject into float32 stimulus arrays plus per-trial metadata and labels.
+
+    Args:
+        rec: What a reader yielded.
+        plan: From :func:`resolve_plan`.
+        out: Optional modality -> writable (n_trials, C, N_SAMPLES) arrays (the cache passes its memmap
+            rows so nothing is copied twice); allocated as float32 when omitted.
+    """
+    facts = load_dataset_facts(plan.dataset)
+    if rec.n_trials == 0:
+        raise DataFormatError(rec.source, "trials", 0, "at least one trial")
+    if out is None:
+        out = {
+            mod: np.empty((rec.n_trials, len(spec["ch_names"]), N_SAMPLES), dtype=np.float32)
+            for mod, spec in facts["modalities"].items()
+        }
+    for mod, spec in facts["modalities"].items():
+        expected = (rec.n_trials, len(spec["ch_names"]), N_SAMPLES)
+        if out[mod].shape != expected:
+            raise ValueError(f"output buffer for {mod!r} has shape {out[mod].shape}, expected {expected}")
+    # A float32 store of a value beyond ±3.4e38 (e.g. GSR in raw units with peripheral_norm=none) becomes
+    # Inf; numpy's cast warning is silenced because check_prepared reports it as an error below.
+    with np.errstate(over="ignore"):
+        if plan.dataset == "deap":
+            preprocess_deap(rec, plan, out)
+        else:
+            preprocess_dreamer(rec, plan, out)
+    check_prepared(rec, out, dreamer=plan.dataset == "dreamer")
+
+    ratings = {}
+    for name in ("valence", "arousal", "dominance"):
+        r = np.asarray(rec.ratings.get(name, np.full(rec.n_trials, np.nan)), dtype=np.float64).reshape(-1)
+        if r.shape != (rec.n_trials,):
+            raise DataFormatError(rec.source, f"ratings[{name!r}]", r.shape, (rec.n_trials,))
+        ratings[name] = r
+    for name in ("valence", "arousal"):
+        if not np.isfinite(ratings[name]).all():
+            raise DataFormatError(rec.source, f"ratings[{name!r}]", "missing or non-finite", "finite ratings")
+    return PreparedSubject(
+        subject=rec.subject,
+        signals=out,
+        stimulus=np.array([t.stimulus for t in rec.trials], dtype=np.int64),
+        ratings=ratings,
+        labels=make_labels(ratings, plan.thresholds, plan.four_tie_bug),
+    )

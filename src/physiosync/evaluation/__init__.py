@@ -1,0 +1,1 @@
+"""Evaluation: prediction tables, metrics, statistics and the run / comparison reports."""

@@ -1,0 +1,478 @@
+"""The one module that wires the stages together: prepare → folds → pre-train → fine-tune → evaluate → report.
+
+A run lives in ``runs_dir/name/``::
+
+    config.yaml                     resolved configuration (what produced everything below)
+    folds.json                      the protocol's folds, bound to the cache hash
+    pretrain/<w>s-<key>/            one pre-training per distinct (window length, pre-training split):
+        checkpoint.pt (while running), history.json, encoders.pt (last: marks it finished); shared by
+        every fold with that split and by every label dimension
+    finetune/<label>/fold<k>/       checkpoint.pt (while running), predictions.npz, done.json (last)
+    predictions/                    per fold and label CSV tables (subject, trial, window, truth, probabilities)
+    report.md, results.json, results.csv, plots/
+
+Every stage is resumable: finished pre-trainings and folds are skipped, unfinished ones continue from their
+last per-epoch checkpoint, so re-running the same command after an interruption (even SIGKILL) completes
+the run with the same numbers as an uninterrupted one. Each stage writes its completion marker last
+(``encoders.pt``, ``done.json``), so a kill between two of its files is redone, never skipped. Resume
+checkpoints of finished stages are deleted (``pretrain.keep_checkpoint`` / ``finetune.keep_checkpoint``
+keep them), and temporary files that a killed process left in the run directory and the pre-training
+store are removed when the next run starts (stale ones only: :func:`physiosync.atomic.clean_stale_temps`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from physiosync.atomic import write_json_atomic, write_text_atomic
+from physiosync.config import (
+    RunConfig,
+    dump_config,
+    load_config,
+    read_yaml,
+    resolve_config,
+    validate_config,
+    window_problem,
+)
+from physiosync.errors import ConfigError, DataFormatError, shorten
+
+log = logging.getLogger("physiosync")
+
+STAGES = ("prepare", "folds", "pretrain", "finetune", "evaluate", "report")
+# keys that may differ between the saved config of a run and a resumed invocation (``dataset.origin`` only
+# says what the data are, for the report: correcting it must not invalidate a finished run)
+_RUNTIME_KEYS = {("device",), ("n_threads",), ("protocol", "folds"), ("runs_dir",), ("pretrain_store",), ("preset",),
+                 ("pretrain", "keep_checkpoint"), ("finetune", "keep_checkpoint"), ("dataset", "origin")}
+
+
+@dataclass
+class RunContext:
+    """Objects shared by the stages of one run."""
+
+    cfg: RunConfig
+    run_dir: Path
+    cache: Any = None
+    table: Any = None  # WindowTable of the fine-tuning (longest) window length
+    resolutions: tuple[float, ...] = ()
+    folds: list[Any] | None = None
+    device: Any = None
+
+
+def resolve_run_precision(cfg: RunConfig, run_dir: Path, device: Any) -> RunConfig:
+    """Replace ``precision: auto`` by what runs (``fp32`` or ``bf16``) so the saved config and reports say it.
+
+    A run keeps the precision it started with: resuming an ``auto`` run on another machine continues in
+    the saved precision (bf16 runs everywhere, only slower without hardware support; fp32 stays fp32), so
+    every number of one run comes from one arithmetic, and pre-trainings are reused only by runs of the
+    same precision (it is part of :func:`pretrain_signature`). An explicit ``--set precision=...`` that
+    differs from the saved run is refused by :func:`write_run_config` like any other config change.
+    """
+    from physiosync.training.runtime import resolve_precision
+
+    if cfg.precision != "auto":
+        return cfg
+    chosen = resolve_precision("auto", device)
+    saved_path = run_dir / "config.yaml"
+    if saved_path.is_file():
+        saved = read_yaml(saved_path).get("precision")
+        if saved in ("fp32", "bf16"):
+            if saved != chosen:
+                log.warning("%s: continuing in the run's saved precision %s (auto on this machine would pick %s)",
+                            saved_path, saved, chosen)
+            chosen = saved
+    return cfg.model_copy(update={"precision": chosen})
+
+
+def run_dir_of(cfg: RunConfig) -> Path:
+    return Path(cfg.runs_dir) / cfg.name
+
+
+def _strip_runtime(d: dict[str, Any]) -> dict[str, Any]:
+    d = json.loads(json.dumps(d))
+    for path in _RUNTIME_KEYS:
+        node = d
+        for p in path[:-1]:
+            node = node.get(p, {})
+        node.pop(path[-1], None)
+    return d
+
+
+def config_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """``key: <old> there, <new> now`` for every dotted key whose value differs (sorted by key)."""
+    out: list[str] = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_differences(a, b, f"{prefix}{k}.")
+        else:
+            out.append(f"{prefix}{k}: {shorten(json.dumps(a), 60)} there, {shorten(json.dumps(b), 60)} now")
+    return out
+
+
+def write_run_config(cfg: RunConfig, run_dir: Path) -> None:
+    """Save the resolved config; refuse to mix a run directory with a different configuration.
+
+    Both sides are compared resolved (:func:`resolve_config`): a saved config from a version that did not
+    fill every dataset default still matches the same configuration given again, so re-running the
+    identical command resumes. The error names the keys that differ.
+    """
+    path = run_dir / "config.yaml"
+    cfg = resolve_config(cfg)
+    if path.exists():
+        old = resolve_config(load_config(path))
+        diff = config_differences(_strip_runtime(old.model_dump(mode="json")),
+                                  _strip_runtime(cfg.model_dump(mode="json")))
+        if diff:
+            shown = "; ".join(diff[:4]) + (f"; and {len(diff) - 4} more" if len(diff) > 4 else "")
+            raise ConfigError(
+                f"{path}: this run directory was made with a different configuration ({shown}); "
+                f"choose another name (--set name=...) or delete {run_dir} to start over"
+            )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, dump_config(cfg))
+
+
+def load_run_config(run_dir: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    """The saved config of an existing run directory (for the single-stage commands)."""
+    run_dir = Path(run_dir)
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{run_dir}: not a run directory (no config.yaml); start one with `physiosync run`")
+    cfg = load_config(path, overrides=overrides)
+    # a moved run directory still works: runs_dir/name is where it is now
+    data = cfg.model_dump()
+    data["runs_dir"] = run_dir.parent
+    data["name"] = run_dir.name
+    return validate_config(data, str(path))
+
+
+# --------------------------------------------------------------------------------------------------
+# stages
+
+
+def require_data_dir(cfg: RunConfig) -> None:
+    """Refuse a run without data before anything is written (run and compare call it first)."""
+    if cfg.dataset.data_dir is None:
+        raise ConfigError("dataset.data_dir is not set (use --set dataset.data_dir=PATH or the config file)")
+
+
+def stage_prepare(ctx: RunContext, progress: bool = True) -> None:
+    """Build or reuse the cache; the fused window lengths are the resolved ``model.resolutions``."""
+    from physiosync.data.cache import build_cache
+
+    require_data_dir(ctx.cfg)
+    if ctx.cfg.model.resolutions is None:  # a programming error: entry points resolve first
+        raise RuntimeError("stage_prepare needs a config filled by physiosync.config.resolve_config")
+    ctx.cache = build_cache(ctx.cfg, progress=progress)
+    ctx.resolutions = tuple(sorted(ctx.cfg.model.resolutions))
+    # The schema checked the windows against the dataset facts; the prepared trials are what counts.
+    problem = window_problem(list(ctx.resolutions), int(ctx.cache.n_samples), float(ctx.cache.sfreq))
+    if problem:
+        raise ConfigError(f"model.resolutions {list(ctx.resolutions)}: {problem} (cache {ctx.cache.path})")
+    ctx.table = ctx.cache.windows(max(ctx.resolutions))
+
+
+def folds_meta(ctx: RunContext) -> dict[str, Any]:
+    """The settings a run's ``folds.json`` must match to be reused (``compare`` writes folds with it)."""
+    cfg = ctx.cfg
+    return {
+        "protocol": cfg.protocol.model_dump(mode="json", exclude={"folds"}),
+        "seed": cfg.seed,
+        "window_s": float(ctx.table.window_s),
+        "pretrain_window_s": [float(w) for w in ctx.resolutions],
+        "val_fraction": cfg.pretrain.val_fraction,
+    }
+
+
+def stage_folds(ctx: RunContext) -> None:
+    from physiosync.data.protocols import load_folds, make_folds, save_folds
+
+    cfg = ctx.cfg
+    meta = folds_meta(ctx)
+    path = ctx.run_dir / "folds.json"
+    if path.exists():
+        try:
+            ctx.folds = load_folds(path, ctx.cache.hash, meta)
+        except DataFormatError as e:
+            # The run's config matched (write_run_config), so the data or the preprocessing changed since
+            # these folds were drawn: say so, and what to do, rather than ask for a file the user never made.
+            raise DataFormatError(
+                path, e.field, e.found, e.expected,
+                hint=f"the folds saved in {ctx.run_dir} were drawn for other data or settings, so this run "
+                     f"cannot be resumed; delete {ctx.run_dir} or choose another name (--set name=...)",
+            ) from None
+        return
+    folds = make_folds(ctx.table, cfg.protocol, cfg.seed, pretrain_window_s=ctx.resolutions,
+                       n_windows={w: ctx.cache.n_windows(w) for w in ctx.resolutions},
+                       val_fraction=cfg.pretrain.val_fraction)
+    save_folds(folds, path, ctx.cache.hash, meta)
+    ctx.folds = folds
+
+
+def selected_folds(ctx: RunContext) -> list[Any]:
+    wanted = ctx.cfg.protocol.folds
+    assert ctx.folds is not None
+    if wanted is None:
+        return list(ctx.folds)
+    by_index = {f.index: f for f in ctx.folds}
+    missing = [k for k in wanted if k not in by_index]
+    if missing:
+        raise ConfigError(f"protocol.folds: no fold(s) {missing}; this protocol has folds 0..{len(ctx.folds) - 1}")
+    return [by_index[k] for k in wanted]
+
+
+# ModelConfig fields that do not change a pre-trained encoder (classifier and fusion only)
+def pretrain_signature(cfg: RunConfig, cache_hash: str) -> str:
+    """Hash of everything besides the split that determines a pre-training's result."""
+    model = cfg.model.pretrain_view()
+    pre = cfg.pretrain.model_dump(mode="json", exclude={"enabled", "keep_checkpoint"})
+    doc = {"model": model, "pretrain": pre, "seed": cfg.seed, "precision": cfg.precision, "cache": cache_hash}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def pretrain_dir(ctx: RunContext, window_s: float, key: str) -> Path:
+    root = Path(ctx.cfg.pretrain_store) if ctx.cfg.pretrain_store is not None else ctx.run_dir / "pretrain"
+    return root / f"{window_s:g}s-{key[:16]}-{pretrain_signature(ctx.cfg, ctx.cache.hash)}"
+
+
+def stage_pretrain(ctx: RunContext, progress: bool = True) -> None:
+    """Pre-train once per distinct (window length, split) among the selected folds."""
+    from physiosync.training.pretrain import ENCODERS_NAME, pretrain_split
+
+    if not ctx.cfg.pretrain.enabled:
+        return
+    todo: dict[tuple[float, str], Any] = {}
+    for fold in selected_folds(ctx):
+        for w in ctx.resolutions:
+            split = fold.pretrain[w]
+            todo.setdefault((w, split.key()), split)
+            _check_pretrain_subjects(ctx.cfg, fold, split)
+    for i, ((w, key), split) in enumerate(sorted(todo.items(), key=lambda kv: kv[0])):
+        d = pretrain_dir(ctx, w, key)
+        if not (d / ENCODERS_NAME).is_file():
+            log.info("pre-training %d/%d: %gs windows, split %s", i + 1, len(todo), w, key[:12])
+        # a finished one returns at once (tidying what a kill may have left: history, checkpoint)
+        pretrain_split(ctx.cache, split, w, ctx.cfg, ctx.device, d, progress=progress)
+
+
+def _check_pretrain_subjects(cfg: RunConfig, fold: Any, split: Any) -> None:
+    """Group pairing contrasts two halves of the training subjects: refuse a fold that leaves fewer than 2.
+
+    Why here: it depends on the protocol *and* the number of subjects in the data (e.g. ``loso`` on 3
+    subjects: 2 training subjects, one of them held out for validation), so the schema cannot see it.
+    """
+    n = len(split.train_subjects)
+    if cfg.pretrain.pairing == "groups" and n < 2:
+        held = f", {len(split.val_subjects)} more held out for validation" if len(split.val_subjects) else ""
+        raise ConfigError(
+            f"protocol {cfg.protocol.name!r}, fold {fold.index}: {n} pre-training subject{'s' * (n != 1)}{held}; "
+            "pretrain.pairing=groups contrasts two halves of the training subjects and needs at least 2 "
+            "(use more subjects, pretrain.pairing=augviews, or pretrain.enabled=false)")
+
+
+def fold_encoder_states(ctx: RunContext, fold: Any) -> dict[tuple[str, float], Any] | None:
+    from physiosync.training.pretrain import load_encoder_states
+
+    if not ctx.cfg.pretrain.enabled:
+        return None
+    paths = []
+    for w in ctx.resolutions:
+        p = pretrain_dir(ctx, w, fold.pretrain[w].key()) / "encoders.pt"
+        if not p.is_file():
+            raise ConfigError(f"fold {fold.index}: pre-trained encoders missing ({p}); run the pretrain stage first")
+        paths.append(p)
+    return load_encoder_states(paths)
+
+
+def finetune_dir(ctx: RunContext, label: str, fold_index: int) -> Path:
+    return ctx.run_dir / "finetune" / label / f"fold{fold_index:02d}"
+
+
+def stage_finetune(ctx: RunContext, progress: bool = True) -> None:
+    from physiosync.training.finetune import finetune_fold
+
+    folds = selected_folds(ctx)
+    for fold in folds:
+        states = fold_encoder_states(ctx, fold)
+        for label in ctx.cfg.labels:
+            d = finetune_dir(ctx, label, fold.index)
+            finetune_fold(ctx.cache, ctx.table, fold, label, states, ctx.cfg, ctx.device, d, progress=progress)
+
+
+def write_fold_predictions(ctx: RunContext) -> None:
+    """Turn each finished fold's ``predictions.npz`` into the report's prediction table (CSV)."""
+    from physiosync.training.finetune import load_predictions
+    from physiosync.evaluation.metrics import majority_class
+    from physiosync.evaluation.report import prediction_path, write_predictions
+
+    for label in ctx.cfg.labels:
+        labels = ctx.table.label(label)
+        for fold in selected_folds(ctx):
+            src = finetune_dir(ctx, label, fold.index) / "predictions.npz"
+            dst = prediction_path(ctx.run_dir, fold.index, label)
+            if not src.is_file() or (dst.is_file() and dst.stat().st_mtime >= src.stat().st_mtime):
+                continue
+            pred = load_predictions(src)
+            write_predictions(ctx.run_dir, fold.index, label, ctx.table.select(pred["rows"]), pred["proba"],
+                              majority_class(labels[np.asarray(fold.train, dtype=np.int64)]))
+
+
+def stage_evaluate(ctx: RunContext) -> dict[str, Any]:
+    """Metrics of every label from the prediction tables (+ a label-permutation estimate of chance)."""
+    from physiosync.evaluation.report import results_from_predictions
+
+    write_fold_predictions(ctx)
+    results = results_from_predictions(ctx.run_dir, ctx.cfg.protocol.name, official=ctx.cfg.protocol.official,
+                                       history=load_histories(ctx), chance_seed=ctx.cfg.seed)
+    doc = {**results, "meta": run_meta(ctx)}
+    write_json_atomic(ctx.run_dir / "results.json", doc)
+    return results
+
+
+def stage_report(ctx: RunContext, results: dict[str, Any] | None = None) -> Path:
+    from physiosync.evaluation.report import write_report
+
+    if results is None:
+        results = stage_evaluate(ctx)
+    write_report(ctx.run_dir, results, run_meta(ctx))
+    return ctx.run_dir / "report.md"
+
+
+def load_histories(ctx: RunContext) -> dict[str, Any]:
+    """Pre-training and fine-tuning loss curves (per epoch) for the report's plots.
+
+    Each series says which panel it belongs to (pre-training: its window length; fine-tuning: its label)
+    and which folds it serves, so the plots can label curves with fold numbers instead of directory keys.
+    A pre-training shared by several folds (equal splits) is one series listing all of them.
+    """
+    import re
+
+    def curves(history: list[dict[str, Any]]) -> dict[str, list[float]]:
+        out: dict[str, list[float]] = {}
+        for part in ("train", "val"):
+            vals = [h.get(part, {}).get("loss") for h in history]
+            if any(v is not None for v in vals):
+                out[f"{part} loss"] = [float("nan") if v is None else float(v) for v in vals]
+        return out
+
+    pre: dict[str, dict[str, Any]] = {}
+    for fold in selected_folds(ctx) if ctx.cfg.pretrain.enabled else []:
+        for w in ctx.resolutions:
+            p = pretrain_dir(ctx, w, fold.pretrain[w].key()) / "history.json"
+            if not p.is_file():
+                continue
+            if p.parent.name in pre:
+                pre[p.parent.name]["folds"].append(int(fold.index))
+            else:
+                pre[p.parent.name] = {"panel": f"{w:g} s windows", "window_s": float(w), "folds": [int(fold.index)],
+                                      "curves": curves(json.loads(p.read_text()))}
+    fine: dict[str, dict[str, Any]] = {}
+    for p in sorted((ctx.run_dir / "finetune").glob("*/fold*/done.json")):
+        m = re.fullmatch(r"fold(\d+)", p.parent.name)
+        fine[f"{p.parent.parent.name}/{p.parent.name}"] = {
+            "panel": p.parent.parent.name, "folds": [int(m.group(1))] if m else [],
+            "curves": curves(json.loads(p.read_text()).get("history", [])),
+        }
+    return {"pretrain": pre, "finetune": fine}
+
+
+def clean_run_temps(ctx: RunContext) -> None:
+    """Remove the temp files/dirs that killed processes left in the run directory and pre-training store.
+
+    Only stale ones (:func:`physiosync.atomic.clean_stale_temps`): other processes may be writing into a
+    shared store at the same time (folds fanned out over machines).
+    """
+    from physiosync.atomic import clean_stale_temps
+
+    clean_stale_temps(ctx.run_dir, recursive=True)
+    if ctx.cfg.pretrain_store is not None:
+        clean_stale_temps(ctx.cfg.pretrain_store, recursive=True)
+
+
+def run_meta(ctx: RunContext) -> dict[str, Any]:
+    """Facts about the run that every report states next to the numbers."""
+    cfg = ctx.cfg
+    return {
+        "run_name": cfg.name,
+        "run_dir": str(ctx.run_dir),
+        "dataset": cfg.dataset.name,
+        "data_origin": cfg.dataset.origin,
+        "data_dir": str(cfg.dataset.data_dir),
+        "preset": cfg.preset,
+        "seed": cfg.seed,
+        "device": str(ctx.device),
+        "precision": cfg.precision,
+        "cache_hash": ctx.cache.hash if ctx.cache is not None else None,
+        "subjects": list(ctx.cache.subjects) if ctx.cache is not None else [],
+        "window_s": float(ctx.table.window_s) if ctx.table is not None else None,
+        "resolutions": list(ctx.resolutions),
+        "pretrain_enabled": cfg.pretrain.enabled,
+        "pairing": cfg.pretrain.pairing,
+        "fusion": cfg.model.fusion,
+        "pretrain_epochs": cfg.pretrain.epochs,
+        "finetune_epochs": cfg.finetune.epochs,
+    }
+
+
+
+# --------------------------------------------------------------------------------------------------
+# entry point
+
+
+def run_pipeline(
+    cfg: RunConfig,
+    stages: tuple[str, ...] = STAGES,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run the given stages of a run (all by default); returns results when ``evaluate`` ran.
+
+    Stages after ``prepare`` and ``folds`` need those two, so they always run (cheap when cached).
+    """
+    from physiosync.training.runtime import resolve_device, seed_everything, set_threads, tune_cpu_runtime
+
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise ConfigError(f"unknown stage(s) {unknown}; expected some of {list(STAGES)}")
+    set_threads(cfg.n_threads)
+    seed_everything(cfg.seed)
+    cfg = resolve_config(cfg)  # every dataset default filled once, before any stage sees the config
+    device = resolve_device(cfg.device)
+    cfg = resolve_run_precision(cfg, run_dir_of(cfg), device)  # auto -> what runs here (saved)
+    ctx = RunContext(cfg=cfg, run_dir=run_dir_of(cfg), device=device)
+    require_data_dir(cfg)  # bad settings are refused before the run directory is made
+    if ctx.device.type == "cpu":
+        tune_cpu_runtime()  # reuse large per-step buffers, flush denormals (runtime docstrings)
+    write_run_config(cfg, ctx.run_dir)
+    clean_run_temps(ctx)
+    t0 = time.perf_counter()
+    stage_prepare(ctx, progress=progress)
+    stage_folds(ctx)
+    timings: dict[str, float] = {}
+    results: dict[str, Any] = {}
+    for stage in ("pretrain", "finetune", "evaluate", "report"):
+        if stage not in stages:
+            continue
+        tic = time.perf_counter()
+        if stage == "pretrain":
+            stage_pretrain(ctx, progress=progress)
+        elif stage == "finetune":
+            stage_finetune(ctx, progress=progress)
+        elif stage == "evaluate":
+            results = stage_evaluate(ctx)
+        elif stage == "report":
+            results.setdefault("report_path", str(stage_report(ctx, results or None)))
+        timings[stage] = time.perf_counter() - tic
+    timings["total"] = time.perf_counter() - t0
+    results["timings"] = timings
+    results["run_dir"] = str(ctx.run_dir)
+    return results
