@@ -34,6 +34,7 @@ from physiosync.atomic import TEMP_SUFFIX, clean_stale_temps, temp_prefix
 from physiosync.config import RunConfig
 from physiosync.data.contract import DataContract
 from physiosync.data.facts import prepared_contract
+from physiosync.data.labels import DEFAULT_TASKS, Task
 from physiosync.errors import ConfigError, DataFormatError
 from physiosync.data.preprocess import N_SAMPLES, TARGET_SFREQ, PreprocessPlan, preprocess_recording, resolve_plan
 from physiosync.data.recording import SubjectRecording
@@ -84,6 +85,18 @@ class WindowCache:
     @property
     def modalities(self) -> list[str]:
         return [m.name for m in self.contract.modalities]
+
+    @property
+    def tasks(self) -> dict[str, Task]:
+        """The label tasks this cache's window tables carry, by name."""
+        return dict(DEFAULT_TASKS)
+
+    def task(self, name: str) -> Task:
+        """One label task by name (its class names, count and table column)."""
+        tasks = self.tasks
+        if name not in tasks:
+            raise ConfigError(f"unknown label task {name!r}; this cache defines {sorted(tasks)}")
+        return tasks[name]
 
     def signals(self, modality: str) -> np.memmap:
         """The stored stimulus signals, read-only. Shape: (n_subjects, n_trials, n_chans, n_samples) float32."""

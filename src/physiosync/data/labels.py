@@ -12,6 +12,7 @@ other becomes LALV. ``four_tie_bug=True`` reproduces that overwrite order exactl
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,6 +20,44 @@ from physiosync.config import PreprocessConfig, resolve_preprocess
 
 HAHV, HALV, LAHV, LALV = 0, 1, 2, 3
 FOUR_CLASS_NAMES = ("HAHV", "HALV", "LAHV", "LALV")
+
+
+@dataclass(frozen=True)
+class Task:
+    """A named label: how per-trial ratings or metadata become integer classes.
+
+    Everything downstream of the cache (fine-tuning, baselines, metrics, reports, ``compare``) knows a label
+    only through this: its name, the label column of the window table, and its class names.
+
+    Attributes:
+        name: Task name used in ``labels: [...]``, file names and reports ("arousal", "four", "liking").
+        kind: "threshold" (high ⇔ rating ≥ t), "quadrants" (two ratings, each split at its threshold) or
+            "categorical" (a metadata column mapped to classes).
+        columns: The rating/metadata columns the task reads, in order (quadrants: first, second).
+        class_names: One name per class index.
+    """
+
+    name: str
+    kind: str
+    columns: tuple[str, ...]
+    class_names: tuple[str, ...]
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def column(self) -> str:
+        """The window-table / cache column holding this task's integer labels."""
+        return f"label_{self.name}"
+
+
+# The tasks every cache defines today (to be read from the dataset facts files).
+DEFAULT_TASKS = {
+    "arousal": Task("arousal", "threshold", ("arousal",), ("low", "high")),
+    "valence": Task("valence", "threshold", ("valence",), ("low", "high")),
+    "four": Task("four", "quadrants", ("arousal", "valence"), FOUR_CLASS_NAMES),
+}
 
 
 def resolve_thresholds(dataset: str, cfg: PreprocessConfig) -> dict[str, float]:

@@ -72,7 +72,7 @@ import numpy as np
 from physiosync.atomic import atomic_path, write_json_atomic, write_text_atomic
 from physiosync.config import RunConfig, deep_merge, load_config, resolve_config, validate_config
 from physiosync.errors import ConfigError, DataFormatError
-from physiosync.data.table import N_CLASSES, WindowTable
+from physiosync.data.table import WindowTable
 
 log = logging.getLogger("physiosync")
 
@@ -395,7 +395,7 @@ def run_baseline_row(comp: Comparison, row: str, progress: bool = True) -> Path:
     notes: list[str] = []
     for label in comp.cfg.labels:
         y = comp.table.label(label)
-        k = N_CLASSES[label]
+        k = comp.cache.task(label).n_classes
         if spec.classifier == "eegnet":
             preds = _eegnet_predictions(comp, y, k, progress)
         else:
@@ -558,7 +558,7 @@ def summarise_row(comp: Comparison, row: str) -> dict[str, dict[str, Any]]:
 
     d = row_dir(comp, row)
     return {label: summarise_label([read_predictions(prediction_path(d, f.index, label)) for f in comp.selected],
-                                   N_CLASSES[label], chance_seed=comp.cfg.seed) for label in comp.cfg.labels}
+                                   comp.cache.task(label).n_classes, chance_seed=comp.cfg.seed) for label in comp.cfg.labels}
 
 
 def _make_results(comp: Comparison, blocks: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -40,7 +40,7 @@ from physiosync.errors import DataFormatError
 from physiosync.training.precision import Bf16Matmuls, Fp32, mixed_precision
 from physiosync.training.pretrain import as_device, derive_seed, make_adam, run_precision
 from physiosync.training.runtime import resolve_precision
-from physiosync.data.table import N_CLASSES, WindowTable
+from physiosync.data.table import WindowTable
 
 CHECKPOINT_NAME = "checkpoint.pt"
 PREDICTIONS_NAME = "predictions.npz"
@@ -141,7 +141,7 @@ def finetune_fold(
     if overlap.size or np.intersect1d(val_rows, test_rows).size:
         raise ValueError(f"fold {fold.index}: test rows also in train/val (e.g. {overlap[:5].tolist()})")
     labels = table.label(label_name)
-    n_classes = N_CLASSES[label_name]
+    n_classes = cache.task(label_name).n_classes
     base = derive_seed(cfg.seed, "finetune", int(fold.index), label_name)
 
     torch.manual_seed(derive_seed(base, "init"))
