@@ -64,8 +64,8 @@ def main() -> None:
         "protocol: {name: stimulus-kfold}\n"
     )
     t0 = time.perf_counter()
-    from physiosync.data.cache import build_cache
     from physiosync.config import load_config
+    from physiosync.data.cache import build_cache
 
     build_cache(load_config(cfg), progress=False)
     t_prep = time.perf_counter() - t0

@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from physiosync.config import RunConfig
 from physiosync.data.batches import gather_rows, to_tensors
 from physiosync.data.cache import WindowCache, open_cache
-from physiosync.config import RunConfig
 from physiosync.data.facts import prepared_contract
 from physiosync.training.pretrain import _augment, gather_planned, make_adam, plan_batches
 from physiosync.training.runtime import tune_cpu_runtime
@@ -69,8 +69,8 @@ N_WARMUP = 3  # untimed steps before measuring (medians are reported)
 
 def bench_pretrain_step(cache: WindowCache, window_s: float, cfg: RunConfig, steps: int) -> dict[str, float]:
     """Seconds per pre-training step: gather + augment, and forward + backward + Adam step."""
-    from physiosync.models import PretrainModel
     from physiosync.losses.objective import pretrain_loss
+    from physiosync.models import PretrainModel
 
     device = torch.device("cpu")
     model = PretrainModel(cache.contract, window_s, cfg.model)
@@ -135,8 +135,8 @@ def peak_rss_gib() -> float:
 
 def run_rss_child(cache_path: str, window_s: float, steps: int, threads: int) -> None:
     """Child-process body: a 32-subject pre-training fold for ``steps`` steps, then print peak RSS."""
-    from physiosync.training.pretrain import pretrain_split
     from physiosync.data.protocols import PretrainSplit
+    from physiosync.training.pretrain import pretrain_split
 
     torch.set_num_threads(threads)
     cache = open_cache(cache_path)

@@ -168,7 +168,12 @@ def fmt_range(r: tuple[float, float], unit: str) -> str:
 
 
 def main() -> None:
-    from physiosync.training.runtime import cpu_bf16_features, keep_freed_memory, resolve_device, resolve_precision
+    from physiosync.training.runtime import (
+        cpu_bf16_features,
+        keep_freed_memory,
+        resolve_device,
+        resolve_precision,
+    )
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--precision", choices=["fp32", "bf16", "auto"], default=None,

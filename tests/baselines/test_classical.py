@@ -131,8 +131,8 @@ def test_unknown_classifier_and_bad_features_are_rejected() -> None:
 def test_end_to_end_on_a_synthetic_dreamer_cache(tmp_path) -> None:
     # The real cache, protocol and feature code together: DE + ECG features of 5 s windows, stimulus folds.
     from physiosync.baselines.features import BANDS, ECG_FEATURES, extract_features
-    from physiosync.data.cache import build_cache
     from physiosync.config import ProtocolConfig, load_config
+    from physiosync.data.cache import build_cache
     from physiosync.data.protocols import make_folds
     from physiosync.synth.dreamer import write_synthetic_dreamer
 

@@ -17,8 +17,8 @@ from physiosync.baselines.features import (
     peripheral_features,
 )
 from physiosync.data.contract import DataContract, ModalitySpec
-from physiosync.errors import DataFormatError
 from physiosync.data.table import WindowTable
+from physiosync.errors import DataFormatError
 
 SFREQ = 128.0
 BAND_NAMES = list(BANDS)

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from physiosync.data.augment import N_VERSIONS, augment_batch, augment_version
 from physiosync.config import AugmentConfig
+from physiosync.data.augment import N_VERSIONS, augment_batch, augment_version
 
 CFG = AugmentConfig()
 

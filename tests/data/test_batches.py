@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from builders import make_cache
 
 from physiosync.data.batches import (
     gather_group_batch,
@@ -22,35 +21,7 @@ from physiosync.data.batches import (
     window_views,
 )
 from physiosync.data.cache import WindowCache
-from physiosync.data.contract import DataContract, ModalitySpec
 from physiosync.training.pretrain import gather_planned, plan_batches
-
-
-def make_cache(root: Path, n_subjects: int = 4, n_trials: int = 3, seconds: int = 10, seed: int = 0) -> WindowCache:
-    """A tiny real ``WindowCache`` directory (memmaps + trials.npz + manifest) with random signals."""
-    rng = np.random.default_rng(seed)
-    contract = DataContract(
-        modalities=(ModalitySpec("eeg", "eeg", tuple(f"E{i}" for i in range(4)), 128.0),
-                    ModalitySpec("gsr", "peripheral", ("GSR",), 128.0)),
-        window_s=(1.0, 5.0),
-    )
-    path = root / "tiny-cache"
-    path.mkdir(parents=True)
-    n_samples = seconds * 128
-    shapes = {}
-    for spec in contract.modalities:
-        shape = (n_subjects, n_trials, spec.n_chans, n_samples)
-        rng.standard_normal(shape).astype(np.float32).tofile(path / f"{spec.name}.f32")
-        shapes[spec.name] = list(shape)
-    labels = rng.integers(0, 2, (n_subjects, n_trials))
-    np.savez(path / "trials.npz", stimulus=np.tile(np.arange(n_trials), (n_subjects, 1)),
-             valence=labels * 5.0, arousal=labels * 5.0, dominance=labels * 5.0, label_arousal=labels,
-             label_valence=1 - labels, label_four=2 * labels + rng.integers(0, 2, labels.shape))
-    manifest = {"format_version": 1, "hash": f"tiny{seed}", "dataset": "deap", "contract": contract.to_dict(),
-                "subjects": [f"s{i + 1:02d}" for i in range(n_subjects)], "n_trials": n_trials,
-                "n_samples": n_samples, "sfreq": 128.0, "shapes": shapes}
-    (path / "manifest.json").write_text(json.dumps(manifest))
-    return WindowCache(path, manifest)
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 import physiosync.data.cache as cache_mod
-from physiosync.data.cache import build_cache, open_cache
 from physiosync.config import load_config
-from physiosync.errors import DataFormatError
-from physiosync.data.readers.deap import read_deap
+from physiosync.data.cache import build_cache, open_cache
 from physiosync.data.preprocess import preprocess_recording, resolve_plan
+from physiosync.data.readers.deap import read_deap
+from physiosync.errors import DataFormatError
 from physiosync.synth.deap import write_synthetic_deap
 
 N_SUB, N_TRIALS = 3, 3

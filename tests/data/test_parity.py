@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from conftest import PARITY_FIXTURE
 
-from physiosync.data.cache import build_cache
 from physiosync.config import load_config
+from physiosync.data.cache import build_cache
 
 FIXTURE = PARITY_FIXTURE
 pytestmark = pytest.mark.skipif(not (FIXTURE / "expected.npz").is_file(), reason="parity fixture not present")

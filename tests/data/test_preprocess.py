@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from physiosync.config import load_config
-from physiosync.errors import DataFormatError
 from physiosync.data.preprocess import (
     N_SAMPLES,
     check_prepared,
@@ -17,6 +16,7 @@ from physiosync.data.preprocess import (
     zscore_across_channels,
 )
 from physiosync.data.recording import SubjectRecording, Trial
+from physiosync.errors import DataFormatError
 
 W = 128
 # The pipeline computes in float64 and rounds once into float32 stores: each stored value is within

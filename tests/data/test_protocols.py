@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from physiosync.config import ProtocolConfig
-from physiosync.errors import ConfigError, DataFormatError
 from physiosync.data.protocols import PretrainSplit, describe_protocol, load_folds, make_folds, save_folds
 from physiosync.data.table import WindowTable
+from physiosync.errors import ConfigError, DataFormatError
 
 N_SUB, N_TR, N_WIN5 = 6, 8, 12
 ALL = ["paper", "stimulus-kfold", "subject-trial-kfold", "loso", "subject-kfold"]

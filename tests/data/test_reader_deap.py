@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from conftest import PARITY_FIXTURE
 
-from physiosync.errors import DataFormatError
 from physiosync.data.readers import list_deap_subjects, load_pickle, read_deap
+from physiosync.errors import DataFormatError
 from physiosync.synth.deap import make_deap_subject, write_synthetic_deap
 
 FIXTURE = PARITY_FIXTURE

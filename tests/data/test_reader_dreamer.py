@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import scipy.io
 
-from physiosync.errors import DataFormatError
 from physiosync.data.readers import list_dreamer_subjects, read_dreamer
+from physiosync.errors import DataFormatError
 from physiosync.synth.dreamer import build_dreamer_struct, save_dreamer_struct
 
 N_SUBJECTS, N_CLIPS = 2, 3

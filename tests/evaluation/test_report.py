@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 
 from physiosync.config import ProtocolConfig, load_config
+from physiosync.data.protocols import make_folds
+from physiosync.data.table import WindowTable
 from physiosync.errors import ConfigError
 from physiosync.evaluation.metrics import majority_class, permutation_chance
 from physiosync.evaluation.paper_results import TABLES, paper_reference
-from physiosync.data.protocols import make_folds
 from physiosync.evaluation.report import (
     PREDICTION_COLUMNS,
     RESULTS_CSV_COLUMNS,
@@ -27,7 +28,6 @@ from physiosync.evaluation.report import (
     write_predictions,
     write_report,
 )
-from physiosync.data.table import WindowTable
 
 
 @pytest.fixture(scope="module")

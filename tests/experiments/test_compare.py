@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from physiosync.experiments import compare
 from physiosync.config import deep_merge, load_config, load_dataset_facts, validate_config
-from physiosync.errors import ConfigError
 from physiosync.data.protocols import load_folds
+from physiosync.errors import ConfigError
 from physiosync.evaluation.report import prediction_path, read_predictions
+from physiosync.experiments import compare
 from physiosync.synth import write_synthetic_deap
 
 CLASSICAL = ["majority", "de-logreg", "de-svm", "bandpower-logreg", "de-logreg+pps"]

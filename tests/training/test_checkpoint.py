@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from physiosync.training import checkpoint as ckpt
 from physiosync.errors import DataFormatError
+from physiosync.training import checkpoint as ckpt
 
 
 def _draws(np_gen: np.random.Generator, t_gen: torch.Generator) -> tuple:

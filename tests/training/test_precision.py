@@ -6,15 +6,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from test_batches import make_cache
-from test_training import SPLIT, losses, make_fold, tiny_cfg
+from builders import SPLIT, losses, make_cache, make_fold, tiny_cfg
 
 import physiosync.training.runtime as runtime
-from physiosync.training.checkpoint import load_checkpoint
 from physiosync.config import load_config
 from physiosync.errors import ConfigError, DataFormatError
-from physiosync.training.finetune import finetune_fold
 from physiosync.experiments.pipeline import resolve_run_precision
+from physiosync.training.checkpoint import load_checkpoint
+from physiosync.training.finetune import finetune_fold
 from physiosync.training.precision import Bf16Matmuls, Fp32, mixed_precision
 from physiosync.training.pretrain import pretrain_split
 

@@ -22,12 +22,12 @@ import torch
 import physiosync.training.finetune as finetune_mod
 import physiosync.training.pretrain as pretrain_mod
 from physiosync import atomic
-from physiosync.experiments import compare
-from physiosync.training.checkpoint import load_checkpoint
 from physiosync.config import load_config
-from physiosync.experiments.pipeline import run_pipeline
 from physiosync.evaluation.report import prediction_path
+from physiosync.experiments import compare
+from physiosync.experiments.pipeline import run_pipeline
 from physiosync.synth import write_synthetic_deap
+from physiosync.training.checkpoint import load_checkpoint
 
 
 class Killed(Exception):

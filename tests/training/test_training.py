@@ -5,29 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_batches import make_cache
+from builders import SPLIT, losses, make_cache, make_fold, tiny_cfg
 
 import physiosync.training.finetune as finetune_mod
-from physiosync.training.checkpoint import load_checkpoint
-from physiosync.config import RunConfig
+from physiosync.data.protocols import Fold
 from physiosync.errors import DataFormatError
-from physiosync.training.finetune import finetune_fold
 from physiosync.models import PretrainModel
+from physiosync.training.checkpoint import load_checkpoint
+from physiosync.training.finetune import finetune_fold
 from physiosync.training.pretrain import load_encoder_states, pretrain_split
-from physiosync.data.protocols import Fold, PretrainSplit
-
-TINY = {
-    "model": {"embed_dim": {"1.0": 16, "5.0": 16}, "depth": 1, "n_heads": 2, "projector_dims": [32, 32, 32],
-              "cm_dim": 32, "classifier_hidden": [16, 8]},
-    "pretrain": {"epochs": 2, "batch_size": 4, "steps_per_epoch": 2},
-    "finetune": {"epochs": 3, "batch_size": 8, "t0": 2},
-}
-
-
-def tiny_cfg(seed: int = 0, **pretrain) -> RunConfig:
-    data = {**TINY, "seed": seed, "pretrain": {**TINY["pretrain"], **pretrain}}
-    return RunConfig.model_validate(data)
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: why one thread
 
@@ -37,10 +23,6 @@ def cache(tmp_path_factory):
     return make_cache(tmp_path_factory.mktemp("cache"))
 
 
-SPLIT = PretrainSplit(1.0, train_moments=np.arange(0, 24), val_moments=np.arange(24, 30),
-                      train_subjects=np.arange(4), val_subjects=np.arange(4))
-
-
 def encoders_of(result) -> dict:
     return load_checkpoint(result["encoders_path"])["encoders"]
 
@@ -48,10 +30,6 @@ def encoders_of(result) -> dict:
 def assert_same_states(a: dict, b: dict, equal: bool = True) -> None:
     same = all(torch.equal(a[m][k], b[m][k]) for m in a for k in a[m])
     assert same == equal
-
-
-def losses(history) -> list:
-    return [(h["train"], h["val"]) for h in history]
 
 
 @pytest.mark.parametrize("pairing", ["groups", "augviews"])
@@ -85,13 +63,6 @@ def test_saved_encoders_are_the_trained_ones_and_load_into_finetuning(cache, tmp
     for (mod, _), sd in states.items():
         for k, v in sd.items():
             assert torch.equal(v, trained[f"encoders.{mod}.{k}"])  # D4 fixed: what is saved was trained
-
-
-def make_fold(cache) -> Fold:
-    table = cache.windows(5.0)
-    rows = np.random.default_rng(0).permutation(len(table))
-    return Fold(index=0, protocol="test", leaky=True, train=np.sort(rows[:16]), val=np.sort(rows[16:20]),
-                test=np.sort(rows[20:]))
 
 
 def encoder_states(cache) -> dict:

@@ -22,8 +22,8 @@ import numpy as np
 from scipy.signal import butter, find_peaks, sosfiltfilt, welch
 
 from physiosync.data.contract import DataContract
-from physiosync.errors import DataFormatError
 from physiosync.data.table import WindowTable
+from physiosync.errors import DataFormatError
 
 #: Frequency bands in Hz, ``[low, high)``; the 13–14 Hz gap between alpha and beta is the usual DEAP choice.
 BANDS: dict[str, tuple[float, float]] = {

@@ -24,8 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from physiosync.data.cache import build_cache, summarize_cache
     from physiosync.config import load_config
+    from physiosync.data.cache import build_cache, summarize_cache
 
     cfg = load_config(args.config, overrides=args.overrides)
     # Explicit flags win over the config file and --set (assignment is validated by the schema).

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from physiosync.errors import DataFormatError
 from physiosync.data.table import WindowTable
+from physiosync.errors import DataFormatError
 
 Batch = dict[str, np.ndarray]
 

@@ -35,11 +35,17 @@ from physiosync.config import RunConfig
 from physiosync.data.contract import DataContract
 from physiosync.data.facts import prepared_contract
 from physiosync.data.labels import DEFAULT_TASKS, Task
-from physiosync.errors import ConfigError, DataFormatError
-from physiosync.data.preprocess import N_SAMPLES, TARGET_SFREQ, PreprocessPlan, preprocess_recording, resolve_plan
+from physiosync.data.preprocess import (
+    N_SAMPLES,
+    TARGET_SFREQ,
+    PreprocessPlan,
+    preprocess_recording,
+    resolve_plan,
+)
 from physiosync.data.recording import SubjectRecording
-from physiosync.training.runtime import keep_freed_memory
 from physiosync.data.table import WindowTable
+from physiosync.errors import ConfigError, DataFormatError
+from physiosync.training.runtime import keep_freed_memory
 
 FORMAT_VERSION = 1
 TRIAL_FIELDS = ("stimulus", "valence", "arousal", "dominance", "label_arousal", "label_valence", "label_four")

@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 
 from physiosync.config import PreprocessConfig, load_dataset_facts, resolve_preprocess
-from physiosync.errors import DataFormatError
 from physiosync.data.labels import make_labels
 from physiosync.data.recording import SubjectRecording
+from physiosync.errors import DataFormatError
 
 TARGET_SFREQ = 128  # every prepared modality is at 128 Hz (method-spec conventions)
 WINDOW = 128  # samples of one 1 s window at TARGET_SFREQ; baseline templates are one window long

@@ -45,8 +45,8 @@ import numpy as np
 
 from physiosync.atomic import write_text_atomic
 from physiosync.config import ProtocolConfig
-from physiosync.errors import ConfigError, DataFormatError
 from physiosync.data.table import WindowTable
+from physiosync.errors import ConfigError, DataFormatError
 
 FOLDS_FORMAT_VERSION = 1
 LEAKY_PROTOCOLS = frozenset({"paper"})

@@ -50,6 +50,8 @@ from typing import Any
 import numpy as np
 
 from physiosync.atomic import atomic_path, write_json_atomic, write_text_atomic
+from physiosync.data.protocols import LEAKY_PROTOCOLS, describe_protocol
+from physiosync.data.table import N_CLASSES, WindowTable
 from physiosync.errors import DataFormatError
 from physiosync.evaluation.metrics import (
     DDOF,
@@ -60,8 +62,6 @@ from physiosync.evaluation.metrics import (
     trial_vote_accuracy,
 )
 from physiosync.evaluation.paper_results import paper_reference
-from physiosync.data.protocols import LEAKY_PROTOCOLS, describe_protocol
-from physiosync.data.table import N_CLASSES, WindowTable
 
 RESULTS_FORMAT_VERSION = 1
 PREDICTION_COLUMNS = ("fold", "subject", "trial", "stimulus", "window", "y_true", "y_pred", "y_majority")

@@ -71,8 +71,8 @@ import numpy as np
 
 from physiosync.atomic import atomic_path, write_json_atomic, write_text_atomic
 from physiosync.config import RunConfig, deep_merge, load_config, resolve_config, validate_config
-from physiosync.errors import ConfigError, DataFormatError
 from physiosync.data.table import WindowTable
+from physiosync.errors import ConfigError, DataFormatError
 
 log = logging.getLogger("physiosync")
 
@@ -468,8 +468,8 @@ def _same_folds(a: list[Any], b: list[Any]) -> bool:
 
 def write_row_folds(comp: Comparison, row_cfg: RunConfig) -> Path:
     """Put the comparison's folds into the row's run directory (or check the copy already there)."""
-    from physiosync.experiments.pipeline import RunContext, folds_meta, run_dir_of
     from physiosync.data.protocols import load_folds, save_folds
+    from physiosync.experiments.pipeline import RunContext, folds_meta, run_dir_of
 
     assert row_cfg.model.resolutions is not None  # row_config derives from the resolved comparison config
     res = tuple(sorted(row_cfg.model.resolutions))

@@ -311,9 +311,9 @@ def stage_finetune(ctx: RunContext, progress: bool = True) -> None:
 
 def write_fold_predictions(ctx: RunContext) -> None:
     """Turn each finished fold's ``predictions.npz`` into the report's prediction table (CSV)."""
-    from physiosync.training.finetune import load_predictions
     from physiosync.evaluation.metrics import majority_class
     from physiosync.evaluation.report import prediction_path, write_predictions
+    from physiosync.training.finetune import load_predictions
 
     for label in ctx.cfg.labels:
         labels = ctx.table.label(label)

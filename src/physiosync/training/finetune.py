@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from physiosync.atomic import atomic_path, write_text_atomic
+from physiosync.config import RunConfig
 from physiosync.data.batches import (
     gather_rows,
     iter_tensor_batches,
@@ -34,13 +35,17 @@ from physiosync.data.batches import (
     release_pages,
     sample_index_batches,
 )
-from physiosync.training.checkpoint import capture_rng_states, load_checkpoint, restore_rng_states, save_checkpoint
-from physiosync.config import RunConfig
+from physiosync.data.table import WindowTable
 from physiosync.errors import DataFormatError
+from physiosync.training.checkpoint import (
+    capture_rng_states,
+    load_checkpoint,
+    restore_rng_states,
+    save_checkpoint,
+)
 from physiosync.training.precision import Bf16Matmuls, Fp32, mixed_precision
 from physiosync.training.pretrain import as_device, derive_seed, make_adam, run_precision
 from physiosync.training.runtime import resolve_precision
-from physiosync.data.table import WindowTable
 
 CHECKPOINT_NAME = "checkpoint.pt"
 PREDICTIONS_NAME = "predictions.npz"

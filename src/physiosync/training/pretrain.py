@@ -36,6 +36,7 @@ import torch
 from tqdm.auto import tqdm
 
 from physiosync.atomic import write_json_atomic
+from physiosync.config import FINETUNE_ONLY_MODEL_KEYS, RunConfig
 from physiosync.data.batches import (
     gather_group_batch,
     gather_pairs,
@@ -44,9 +45,13 @@ from physiosync.data.batches import (
     release_pages,
     sample_index_batches,
 )
-from physiosync.training.checkpoint import capture_rng_states, load_checkpoint, restore_rng_states, save_checkpoint
-from physiosync.config import FINETUNE_ONLY_MODEL_KEYS, RunConfig
 from physiosync.errors import DataFormatError
+from physiosync.training.checkpoint import (
+    capture_rng_states,
+    load_checkpoint,
+    restore_rng_states,
+    save_checkpoint,
+)
 from physiosync.training.precision import Bf16Matmuls, Fp32, mixed_precision
 from physiosync.training.runtime import resolve_device, resolve_precision
 
@@ -270,8 +275,8 @@ def pretrain_split(
         ``encoders_path`` (``None`` until finished), ``finished``, ``epochs_done``, ``skipped`` (finished
         by an earlier call).
     """
-    from physiosync.models import PretrainModel
     from physiosync.losses.objective import pretrain_loss
+    from physiosync.models import PretrainModel
 
     out_dir = Path(out_dir)
     ckpt_path, enc_path = out_dir / CHECKPOINT_NAME, out_dir / ENCODERS_NAME

@@ -16,9 +16,9 @@ from typing import Any, Literal
 import numpy as np
 
 from physiosync.config import load_dataset_facts
-from physiosync.errors import DataFormatError
 from physiosync.data.readers.safe_pickle import load_pickle
 from physiosync.data.recording import MAX_ABS_SAMPLE, SubjectRecording, Trial
+from physiosync.errors import DataFormatError
 
 DeapFormat = Literal["auto", "python", "matlab"]
 

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from physiosync.config import load_dataset_facts
-from physiosync.errors import DataFormatError
 from physiosync.data.readers.deap import NUMERIC_KINDS, canonical_subject_id
 from physiosync.data.recording import MAX_ABS_SAMPLE, SubjectRecording, Trial
+from physiosync.errors import DataFormatError
 
 TOP_FIELDS = ("Data", "EEG_SamplingRate", "ECG_SamplingRate", "EEG_Electrodes", "noOfSubjects",
               "noOfVideoSequences")
