@@ -7,7 +7,7 @@ a count); floats must be finite; sizes, counts and rates have ranges. YAML is re
 refuses duplicate keys and aliases (see :class:`StrictYAMLLoader`). Presets
 (``smoke``, ``demo``, ``cpu``, ``paper``) are YAML overlays shipped in ``physiosync/presets``; the resolved
 config is saved with every run. Dataset *facts* (channels, rates, thresholds) are not configuration: they
-live in ``physiosync/data/datasets/<name>.yaml`` and are read with :func:`load_dataset_facts`.
+live in ``physiosync/data/datasets/<name>.yaml`` and are read with :func:`physiosync.data.facts.dataset_facts`.
 
 Fields documented as ``None = dataset default`` (``model.resolutions``, ``preprocess.peripheral_norm``,
 ``preprocess.thresholds``) are filled from those facts by :func:`resolve_config`, the one place that knows
@@ -24,7 +24,6 @@ import math
 import re
 from collections.abc import Callable
 from fractions import Fraction
-from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -42,9 +41,10 @@ from pydantic import (
     model_validator,
 )
 
+from physiosync.data.facts import dataset_facts
+from physiosync.data.facts import load_dataset_facts as load_dataset_facts  # re-exported (former home)
 from physiosync.errors import ConfigError, shorten
 
-DatasetName = Literal["deap", "dreamer"]
 LabelName = Literal["arousal", "valence", "four"]
 ProtocolName = Literal["paper", "stimulus-kfold", "subject-trial-kfold", "loso", "subject-kfold"]
 
@@ -115,6 +115,23 @@ def _run_name(v: str) -> str:
     if not v or len(v) > 200 or v in (".", "..") or any(c in v for c in "/\\") or not v.isprintable():
         raise ValueError("must be a directory name: 1-200 printable characters, no '/' or '\\', not '.' or '..'")
     return v
+
+
+def registered_datasets() -> list[str]:
+    """Names of the datasets with a reader (``physiosync.data.readers.READERS``), sorted."""
+    from physiosync.data.readers import READERS  # readers import this module: looked up at validation time
+
+    return sorted(READERS)
+
+
+def _dataset_name(v: str) -> str:
+    # Any registered dataset (a reader + a facts file), not a fixed list: adding a dataset adds a reader.
+    if v not in registered_datasets():
+        raise ValueError(f"unknown dataset; registered: {', '.join(registered_datasets())}")
+    return v
+
+
+DatasetName = Annotated[str, Strict(), AfterValidator(_dataset_name)]
 
 
 def _preset_name(v: str) -> str:
@@ -380,8 +397,8 @@ class RunConfig(StrictModel):
         that tile a trial, an embedding width for every fused window, ``official`` folds only for ``paper``,
         something for pre-training to optimise. (Here rather than in the sections, which the modules that
         take a section alone re-check with their own ConfigError.)"""
-        facts = _facts(self.dataset.name)
-        lo, hi = (float(x) for x in facts["rating_scale"])
+        facts = dataset_facts(self.dataset.name)
+        lo, hi = facts.rating_scale
         for name, t in (self.preprocess.thresholds or {}).items():
             if not lo < t <= hi:
                 raise KeyedValueError(f"preprocess.thresholds.{name}", t,
@@ -393,8 +410,8 @@ class RunConfig(StrictModel):
                 if embed_dim_for(self.model.embed_dim, r) is None:
                     raise KeyedValueError("model.embed_dim", self.model.embed_dim,
                                           f"has no entry for the {r:g} s window {self.dataset.name} fuses by default")
-        sfreq = float(facts.get("target_sfreq", 128.0))
-        problem = window_problem(resolutions, n_samples=round(float(facts["stimulus_s"]) * sfreq), sfreq=sfreq)
+        sfreq = facts.target_sfreq
+        problem = window_problem(resolutions, n_samples=facts.samples(facts.stimulus_s), sfreq=sfreq)
         if problem:
             raise KeyedValueError("model.resolutions", self.model.resolutions, problem)
         if self.protocol.official and self.protocol.name != "paper":
@@ -710,19 +727,6 @@ class _NoAliasDumper(yaml.SafeDumper):
         return True
 
 
-@cache
-def _facts(name: str) -> dict[str, Any]:
-    f = resources.files("physiosync") / "data" / "datasets" / f"{name}.yaml"
-    if not f.is_file():
-        raise ConfigError(f"no dataset facts for {name!r}")
-    return yaml.safe_load(f.read_text())
-
-
-def load_dataset_facts(name: str) -> dict[str, Any]:
-    """Dataset facts (channels, rates, baseline seconds, rating scale, thresholds) with their source."""
-    return copy.deepcopy(_facts(name))
-
-
 # --------------------------------------------------------------------------------------------------
 # dataset defaults: the one place where ``None = dataset default`` fields are filled
 
@@ -730,11 +734,11 @@ def load_dataset_facts(name: str) -> dict[str, Any]:
 def dataset_defaults(name: str) -> dict[str, Any]:
     """The configuration defaults a dataset's facts file sets (``resolutions``, ``peripheral_norm``,
     ``thresholds``), as :func:`resolve_config` applies them."""
-    facts = _facts(name)
+    facts = dataset_facts(name)
     return {
-        "resolutions": sorted({float(w) for w in facts["default_resolutions"]}),
-        "peripheral_norm": str(facts["peripheral_norm"]),
-        "thresholds": {str(k): float(v) for k, v in facts["thresholds"].items()},
+        "resolutions": sorted({float(w) for w in facts.default_resolutions}),
+        "peripheral_norm": str(facts.peripheral_norm),
+        "thresholds": {str(k): float(v) for k, v in facts.thresholds.items()},
     }
 
 

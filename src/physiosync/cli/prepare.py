@@ -11,11 +11,12 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", choices=["deap", "dreamer"], default=None,
+    from physiosync.data.readers import READERS
+
+    parser.add_argument("--dataset", choices=sorted(READERS), default=None,
                         help="dataset to prepare (default: dataset.name of the config, deap)")
     parser.add_argument("--data-dir", type=Path, default=None,
-                        help="DEAP folder with sNN.dat/sNN.mat (or its data_preprocessed_* parent); "
-                             "DREAMER: DREAMER.mat or the folder containing it")
+                        help="; ".join(r.data_dir_help for r in READERS.values() if r.data_dir_help))
     parser.add_argument("--cache", type=Path, default=None, help="cache root directory (default: ./cache)")
     parser.add_argument("--config", type=Path, default=None, help="YAML config file")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

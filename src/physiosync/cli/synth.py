@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-# (subjects, trials) defaults: small for tests and demos; --full gives the real datasets' sizes.
-SMALL = {"deap": (6, 8), "dreamer": (6, 18)}
-FULL = {"deap": (32, 40), "dreamer": (23, 18)}
 CLIP_SECONDS = {False: (65.0, 80.0), True: (65.0, 390.0)}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dataset", choices=["deap", "dreamer"], help="which dataset format to write")
+    from physiosync.synth import SYNTHETIC
+
+    parser.add_argument("dataset", choices=list(SYNTHETIC), help="which dataset format to write")
     parser.add_argument("--out", type=Path, required=True,
                         help="output folder (DEAP: sNN.dat/.mat files; DREAMER: DIR/DREAMER.mat, or a .mat path)")
     parser.add_argument("--subjects", type=int, default=None, help="number of subjects (default 6; --full: 32/23)")
@@ -30,20 +29,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from physiosync.synth import write_synthetic_deap, write_synthetic_dreamer
+    from physiosync.synth import SYNTHETIC, write_synthetic
 
-    default_subjects, default_trials = (FULL if args.full else SMALL)[args.dataset]
+    # (subjects, trials) defaults: small for tests and demos; --full gives the real datasets' sizes.
+    default_subjects, default_trials = SYNTHETIC[args.dataset][1 if args.full else 0]
     n_subjects = args.subjects or default_subjects
     n_trials = args.trials or default_trials
     if args.effect < 0:
         raise SystemExit("physiosync synth: error: --effect must be >= 0")
-    if args.dataset == "deap":
-        paths = write_synthetic_deap(args.out, n_subjects=n_subjects, n_trials=n_trials, seed=args.seed,
-                                     effect=args.effect, format=args.format)
-        print(f"wrote {len(paths)} DEAP subject files ({n_trials} trials each, format {args.format}) to {args.out}")
-    else:
-        clip = tuple(args.clip_seconds) if args.clip_seconds else CLIP_SECONDS[args.full]
-        path = write_synthetic_dreamer(args.out, n_subjects=n_subjects, n_trials=n_trials, seed=args.seed,
-                                       effect=args.effect, clip_seconds=clip)
-        print(f"wrote {path} ({n_subjects} subjects x {n_trials} clips of {clip[0]:g}-{clip[1]:g} s)")
+    clip = tuple(args.clip_seconds) if args.clip_seconds else CLIP_SECONDS[args.full]
+    print(write_synthetic(args.dataset, args.out, n_subjects=n_subjects, n_trials=n_trials, seed=args.seed,
+                          effect=args.effect, format=args.format, clip_seconds=clip))
     return 0

@@ -33,10 +33,9 @@ import numpy as np
 from physiosync.atomic import TEMP_SUFFIX, clean_stale_temps, temp_prefix
 from physiosync.config import RunConfig
 from physiosync.data.contract import DataContract
-from physiosync.data.facts import prepared_contract
+from physiosync.data.facts import dataset_facts, prepared_contract
 from physiosync.data.labels import DEFAULT_TASKS, Task
 from physiosync.data.preprocess import (
-    N_SAMPLES,
     TARGET_SFREQ,
     PreprocessPlan,
     preprocess_recording,
@@ -236,61 +235,21 @@ def compute_cache_hash(
 
 
 # --------------------------------------------------------------------------------------------------
-# readers (imported lazily so `physiosync --help` stays light)
-
-
-def _resolve_dreamer_file(data_dir: Path) -> Path:
-    """``DREAMER.mat`` itself, or a directory containing it."""
-    try:
-        is_dir = data_dir.is_dir()
-        candidate = data_dir / "DREAMER.mat"
-        has_file = is_dir and candidate.is_file()
-    except OSError as e:
-        raise DataFormatError(data_dir, "data_dir", f"unreadable ({e.strerror or type(e).__name__})",
-                              "DREAMER.mat or its folder, readable by this user") from None
-    if is_dir:
-        if not has_file:
-            raise DataFormatError(data_dir, "data_dir", "a directory without DREAMER.mat", "DREAMER.mat or its folder")
-        return candidate
-    return data_dir
+# readers: the registry (physiosync.data.readers) knows every dataset; nothing here tests a name
 
 
 def list_inputs(cfg: RunConfig) -> list[tuple[str, Path]]:
-    """(subject id, source file) pairs in storage order, without loading signals."""
-    ds = cfg.dataset
-    if ds.data_dir is None:
-        raise ConfigError("dataset.data_dir is not set (use --data-dir or dataset.data_dir in the config)")
-    if ds.name == "deap":
-        from physiosync.data.readers.deap import list_deap_subjects
+    """(subject id, source file) pairs of the selected subjects in storage order, without loading signals."""
+    from physiosync.data.readers import list_subjects
 
-        return list(list_deap_subjects(ds.data_dir, ds.subjects, ds.format))
-    from physiosync.data.readers.deap import canonical_subject_id
-    from physiosync.data.readers.dreamer import list_dreamer_subjects
-
-    path = _resolve_dreamer_file(Path(ds.data_dir))
-    listing = list(list_dreamer_subjects(path))
-    if ds.subjects is None:
-        return listing
-    try:
-        keep = {canonical_subject_id(s) for s in ds.subjects}
-    except ValueError as e:
-        raise DataFormatError(path, "subjects", str(e), "ids like 's01'") from None
-    missing = sorted(keep - {sid for sid, _ in listing})
-    if missing:
-        raise DataFormatError(path, "subjects", f"missing {missing}", f"ids among {listing[0][0]}..{listing[-1][0]}")
-    return [(sid, f) for sid, f in listing if sid in keep]
+    return list_subjects(cfg.dataset)
 
 
-def read_recordings(cfg: RunConfig) -> Iterator[SubjectRecording]:
-    """The reader's lazy stream of subjects for the configured dataset."""
-    ds = cfg.dataset
-    if ds.name == "deap":
-        from physiosync.data.readers.deap import read_deap
+def read_recordings(cfg: RunConfig, listing: list[tuple[str, Path]] | None = None) -> Iterator[SubjectRecording]:
+    """The reader's lazy stream of the selected subjects (``listing``: from :func:`list_inputs`)."""
+    from physiosync.data.readers import read_subjects
 
-        return read_deap(ds.data_dir, ds.subjects, ds.format)
-    from physiosync.data.readers.dreamer import read_dreamer
-
-    return read_dreamer(_resolve_dreamer_file(Path(ds.data_dir)), ds.subjects)
+    return read_subjects(cfg.dataset, listing)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -366,6 +325,8 @@ def _write_subjects(
     writer = ThreadPoolExecutor(max_workers=1)
     pending: list[Any] = [None, None]
     n_trials = n_read = 0
+    facts = dataset_facts(plan.dataset)
+    n_samples = facts.samples(facts.stimulus_s)
     bar = tqdm(total=len(subjects), desc=f"prepare {plan.dataset}", unit="subject", disable=not progress)
     try:
         for s, rec in enumerate(read_recordings(cfg)):
@@ -375,7 +336,7 @@ def _write_subjects(
             if not shapes:
                 n_trials = rec.n_trials
                 for m in contract.modalities:
-                    shapes[m.name] = [len(subjects), n_trials, m.n_chans, N_SAMPLES]
+                    shapes[m.name] = [len(subjects), n_trials, m.n_chans, n_samples]
                     for bufs in buffer_sets:
                         bufs[m.name] = np.empty(shapes[m.name][1:], dtype=np.float32)
                     files[m.name] = open(out_dir / f"{m.name}.f32", "wb")  # noqa: SIM115 - closed below
@@ -478,6 +439,7 @@ def build_cache(cfg: RunConfig, progress: bool = True) -> WindowCache:
             return cache
 
     contract = prepared_contract(dataset)
+    facts = dataset_facts(dataset)
     # Each subject unpickles ~100 MB arrays: without this, glibc maps and page-faults them afresh per
     # subject (measured on full-size DEAP: prepare 4.4 s -> 3.0 s). Process-wide, as training wants it too.
     keep_freed_memory()
@@ -510,8 +472,8 @@ def build_cache(cfg: RunConfig, progress: bool = True) -> WindowCache:
             "contract": contract.to_dict(),
             "subjects": subjects,
             "n_trials": n_trials,
-            "n_samples": N_SAMPLES,
-            "sfreq": TARGET_SFREQ,
+            "n_samples": facts.samples(facts.stimulus_s),
+            "sfreq": facts.target_sfreq,
             "shapes": shapes,
             "dtype": "float32",
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -1,16 +1,20 @@
 """Signal preprocessing (method-spec §2): one :class:`SubjectRecording` in, float32 stimulus arrays out.
 
-What this module owns:
+What this module owns, chosen by the dataset *facts* (``data/datasets/<name>.yaml``), never by its name:
 
-- DEAP (§2.1–§2.2): a per-second baseline template (the mean of the 1 s pre-trial windows, per channel and
-  sample position) subtracted from every second of the 60 s stimulus; EEG z-scored *per time point across
-  channels* over non-zero values only; GSR left in its units, then the optional peripheral normalisation
-  (D23).
-- DREAMER (§2.3–§2.4): real ECG resampled 256 → 128 Hz with an anti-aliased polyphase filter so ECG second
-  ``w`` covers EEG second ``w``; each clip's own baseline template; windows w0..w59 of the first (or last)
-  60 s; EEG z-scored as in DEAP; ECG normalised per channel over time.
+- ``baseline_layout: prefix`` (DEAP, §2.1–§2.2): the baseline is the first seconds of every trial array; a
+  per-second baseline template (the mean of the 1 s pre-trial windows, per channel and sample position) is
+  subtracted from every second of the stimulus; EEG z-scored *per time point across channels* over
+  non-zero values only; the peripheral signal left in its units, then the optional peripheral
+  normalisation (D23).
+- ``baseline_layout: separate`` (DREAMER, §2.3–§2.4): every trial has its own baseline recording; any
+  modality whose rate differs from ``target_sfreq`` (DREAMER's 256 Hz ECG) resampled with an anti-aliased
+  polyphase filter so its second ``w`` covers EEG second ``w``; each trial's own baseline template; windows
+  w0..w59 of the first (or last, ``stimulus_segment: first_or_last``) 60 s; EEG z-scored as above; the
+  peripheral signal normalised per channel over time.
 - The authors' data-changing quirks as switches (§7: D1, D3, D8, D13), resolved once into a
-  :class:`PreprocessPlan` whose dict goes into the cache hash.
+  :class:`PreprocessPlan` whose dict goes into the cache hash; a switch counts only for a dataset whose
+  facts list it under ``quirks``.
 
 Every function is vectorised over trials (and windows); the only Python loops run over trials or clips,
 never over samples. Because baseline removal is per second and normalisation is per time point (or per
@@ -26,31 +30,34 @@ from typing import Any
 
 import numpy as np
 
-from physiosync.config import PreprocessConfig, load_dataset_facts, resolve_preprocess
+from physiosync.config import PreprocessConfig, resolve_preprocess
+from physiosync.data.facts import DatasetFacts, dataset_facts
 from physiosync.data.labels import make_labels
 from physiosync.data.recording import SubjectRecording
 from physiosync.errors import DataFormatError
 
 TARGET_SFREQ = 128  # every prepared modality is at 128 Hz (method-spec conventions)
 WINDOW = 128  # samples of one 1 s window at TARGET_SFREQ; baseline templates are one window long
-STIMULUS_S = 60  # seconds of stimulus kept per trial (DEAP: all of it; DREAMER: first or last 60 s)
-N_SAMPLES = STIMULUS_S * TARGET_SFREQ  # 7680 samples per prepared trial
+STIMULUS_S = 60  # seconds of stimulus kept per trial of DEAP and DREAMER (facts: stimulus_s)
+N_SAMPLES = STIMULUS_S * TARGET_SFREQ  # 7680 samples per prepared trial of DEAP and DREAMER
 
 
 @dataclass(frozen=True)
 class PreprocessPlan:
     """The fully resolved preprocessing of one dataset (what the cache hash covers).
 
-    Quirks that cannot affect a dataset are resolved to ``False`` for it, so toggling a DREAMER switch
-    does not invalidate a DEAP cache.
+    Quirks that cannot affect a dataset (not listed under ``quirks`` in its facts) are resolved to
+    ``False`` for it, so toggling a DREAMER switch does not invalidate a DEAP cache.
 
     Attributes:
-        dataset: "deap" or "dreamer".
+        dataset: A registered dataset name; its facts (:func:`physiosync.data.facts.dataset_facts`) say how
+            to preprocess it.
         four_tie_bug: D8, DEAP ties at the threshold relabelled LALV.
         ecg_from_eeg_bug: D1, DREAMER "ECG" = baseline-corrected EEG AF3/F7 minus the ECG template.
         baseline_bug: D3, DREAMER running, never-reset baseline accumulator.
         window_bug: D13, DREAMER duplicated first window and dropped last second.
-        segment: DREAMER "first" or "last" 60 s of each clip.
+        segment: "first" or "last" stimulus seconds of each trial (``stimulus_segment: first_or_last``;
+            else "first").
         peripheral_norm: "none", "trial" or "subject" for the peripheral modality.
         thresholds: {"valence": t, "arousal": t}, high ⇔ rating ≥ t.
     """
@@ -71,20 +78,26 @@ class PreprocessPlan:
 def resolve_plan(dataset: str, cfg: PreprocessConfig) -> PreprocessPlan:
     """Resolve quirk switches for ``dataset``; the peripheral normalisation and thresholds are its defaults.
 
+    A quirk switch counts only where the dataset's facts list it under ``quirks`` (else ``False``), and
+    the segment option only where its stimuli are longer than kept (``stimulus_segment: first_or_last``).
     Dataset defaults (``peripheral_norm``, ``thresholds``) come from
     :func:`physiosync.config.resolve_preprocess`, the one place that fills them (a no-op on a config already
     resolved by :func:`physiosync.config.resolve_config`).
     """
+    facts = dataset_facts(dataset)
     cfg = resolve_preprocess(dataset, cfg)
     assert cfg.peripheral_norm is not None and cfg.thresholds is not None
-    dreamer = dataset == "dreamer"
+
+    def applies(quirk: str) -> bool:
+        return quirk in facts.quirks and cfg.quirk(quirk)
+
     return PreprocessPlan(
         dataset=dataset,
-        four_tie_bug=dataset == "deap" and cfg.quirk("deap_four_tie_bug"),
-        ecg_from_eeg_bug=dreamer and cfg.quirk("dreamer_ecg_from_eeg_bug"),
-        baseline_bug=dreamer and cfg.quirk("dreamer_baseline_bug"),
-        window_bug=dreamer and cfg.quirk("dreamer_window_bug"),
-        segment=cfg.dreamer_segment if dreamer else "first",
+        four_tie_bug=applies("deap_four_tie_bug"),
+        ecg_from_eeg_bug=applies("dreamer_ecg_from_eeg_bug"),
+        baseline_bug=applies("dreamer_baseline_bug"),
+        window_bug=applies("dreamer_window_bug"),
+        segment=cfg.dreamer_segment if facts.stimulus_segment == "first_or_last" else "first",
         peripheral_norm=cfg.peripheral_norm,
         thresholds=dict(cfg.thresholds),
     )
@@ -219,7 +232,7 @@ def make_running_templates(segments: list[np.ndarray], n_per_clip: int) -> np.nd
 
 
 # --------------------------------------------------------------------------------------------------
-# per-dataset drivers
+# the two baseline layouts (facts: baseline_layout)
 
 
 def _trial_array(rec: SubjectRecording, k: int, part: str, mod: str, n_chans: int) -> np.ndarray:
@@ -235,17 +248,21 @@ def _trial_array(rec: SubjectRecording, k: int, part: str, mod: str, n_chans: in
     return x
 
 
-def preprocess_deap(rec: SubjectRecording, plan: PreprocessPlan, out: dict[str, np.ndarray]) -> None:
-    """DEAP §2.1–§2.2 for one subject, written into ``out`` (e.g. memmap rows).
+def preprocess_prefix_baseline(
+    rec: SubjectRecording, plan: PreprocessPlan, facts: DatasetFacts, out: dict[str, np.ndarray]
+) -> None:
+    """``baseline_layout: prefix`` (DEAP §2.1–§2.2) for one subject, written into ``out`` (e.g. memmap rows).
 
-    Shape: out["eeg"] (n_trials, 32, 7680), out["gsr"] (n_trials, 1, 7680), any float dtype.
+    Every trial holds ``baseline_s`` then exactly ``stimulus_s`` at ``target_sfreq`` (the facts schema
+    refuses a prefix layout with another native rate).
+
+    Shape: out[mod] (n_trials, n_chans, stimulus samples), any float dtype (DEAP: eeg 32, gsr 1 channels).
     """
-    facts = load_dataset_facts("deap")
-    n_base = int(round(facts["baseline_s"] * TARGET_SFREQ))
-    n_stim = int(round(facts["stimulus_s"] * TARGET_SFREQ))
-    for mod, spec in facts["modalities"].items():
-        n_chans = len(spec["ch_names"])
-        peripheral = spec["role"] == "peripheral"
+    n_base = facts.samples(facts.baseline_s)
+    n_stim = facts.samples(facts.stimulus_s)
+    for mod, spec in facts.modalities.items():
+        n_chans = len(spec.ch_names)
+        peripheral = spec.role == "peripheral"
         block = np.empty((rec.n_trials, n_chans, n_stim), dtype=np.float64) if peripheral else None
         # One trial per vectorised step: its float64 working set (2 MB) stays in CPU cache, measured
         # 2x faster than whole-subject arrays; the only loop is over trials, never samples.
@@ -268,24 +285,20 @@ def preprocess_deap(rec: SubjectRecording, plan: PreprocessPlan, out: dict[str, 
             out[mod][...] = normalize_over_time(block, plan.peripheral_norm)
 
 
-def _where(rec: SubjectRecording, k: int, mod: str, dreamer: bool) -> str:
-    """Name of trial ``k``'s stimulus array of ``mod`` in the source: DREAMER's struct path, else the trial."""
-    if dreamer and rec.subject[1:].isdigit():  # DREAMER subjects s01.. are Data{1}.. in file order
-        return f"DREAMER.Data{{{int(rec.subject[1:])}}}.{mod.upper()}.stimuli{{{k + 1}}}"
-    return f"trial {k} signal[{mod!r}]"
+def _crop_stimulus(x: np.ndarray, segment: str, rec: SubjectRecording, k: int, mod: str,
+                   facts: DatasetFacts) -> np.ndarray:
+    n = facts.samples(facts.stimulus_s)
+    if x.shape[-1] < n:
+        raise DataFormatError(rec.source, facts.trial_source_name(rec.subject, k, mod),
+                              f"{x.shape[-1]} samples ({x.shape[-1] / facts.target_sfreq:.2f} s) for subject "
+                              f"{rec.subject} {facts.trial_noun} {k + 1}",
+                              f">= {n} ({facts.stimulus_s:g} s at {facts.target_sfreq:g} Hz)")
+    return x[:, :n] if segment == "first" else x[:, x.shape[-1] - n :]
 
 
-def _crop_stimulus(x: np.ndarray, segment: str, rec: SubjectRecording, k: int, mod: str) -> np.ndarray:
-    if x.shape[-1] < N_SAMPLES:
-        raise DataFormatError(rec.source, _where(rec, k, mod, dreamer=True),
-                              f"{x.shape[-1]} samples ({x.shape[-1] / TARGET_SFREQ:.2f} s) for subject {rec.subject} "
-                              f"clip {k + 1}", f">= {N_SAMPLES} (60 s at 128 Hz)")
-    return x[:, :N_SAMPLES] if segment == "first" else x[:, x.shape[-1] - N_SAMPLES :]
-
-
-def _to_target_rate(x: np.ndarray, sfreq: float) -> np.ndarray:
-    """Anti-aliased polyphase resampling to 128 Hz along time. Shape: (C, L) -> (C, L')."""
-    ratio = Fraction(TARGET_SFREQ) / Fraction(sfreq).limit_denominator(1000)
+def _to_target_rate(x: np.ndarray, sfreq: float, target: float = TARGET_SFREQ) -> np.ndarray:
+    """Anti-aliased polyphase resampling to ``target`` Hz along time. Shape: (C, L) -> (C, L')."""
+    ratio = Fraction(target).limit_denominator(1000) / Fraction(sfreq).limit_denominator(1000)
     if ratio == 1:
         return x
     from scipy.signal import resample_poly  # imported here: scipy.signal takes seconds to import
@@ -300,69 +313,76 @@ def _clip_templates(baselines: list[np.ndarray], plan: PreprocessPlan, n_per_cli
     return np.stack([b.mean(axis=0) for b in baselines])
 
 
-def preprocess_dreamer(rec: SubjectRecording, plan: PreprocessPlan, out: dict[str, np.ndarray]) -> None:
-    """DREAMER §2.3–§2.4 for one subject, written into ``out``.
+def preprocess_separate_baseline(
+    rec: SubjectRecording, plan: PreprocessPlan, facts: DatasetFacts, out: dict[str, np.ndarray]
+) -> None:
+    """``baseline_layout: separate`` (DREAMER §2.3–§2.4) for one subject, written into ``out``.
 
-    Fixed defaults: real ECG resampled to 128 Hz, each clip's own template, windows w0..w59 of the chosen
-    60 s, EEG spatial z-score, ECG per-channel normalisation. With D1 the authors' pipeline is followed for
-    the peripheral branch as a whole: the ECG is *not* resampled (their code cuts the 256 Hz baseline as if
-    it were 128 Hz; only the template survives), "ECG" = corrected EEG AF3/F7 minus that template, then a
-    2-channel spatial z-score and no further normalisation.
+    Fixed defaults: a modality not at ``target_sfreq`` (the ECG) resampled to it, each clip's own template,
+    windows w0..w59 of the chosen 60 s, EEG spatial z-score, peripheral per-channel normalisation. With D1
+    the authors' pipeline is followed for the peripheral branch as a whole: the peripheral signal is *not*
+    resampled (their code cuts the 256 Hz baseline as if it were 128 Hz; only the template survives), the
+    "ECG" = corrected first EEG channels (AF3/F7) minus that template, then a 2-channel spatial z-score and
+    no further normalisation.
 
-    Shape: out["eeg"] (n_trials, 14, 7680), out["ecg"] (n_trials, 2, 7680).
+    Shape: out[eeg] (n_trials, n_eeg, 7680), out[peripheral] (n_trials, n_per, 7680) (DREAMER: 14 and 2).
     """
-    facts = load_dataset_facts("dreamer")
-    n_eeg = len(facts["modalities"]["eeg"]["ch_names"])
-    n_ecg = len(facts["modalities"]["ecg"]["ch_names"])
-    eeg_rate = float(rec.sfreq.get("eeg", TARGET_SFREQ))
-    if eeg_rate != TARGET_SFREQ:
-        raise DataFormatError(rec.source, "sfreq['eeg']", eeg_rate, TARGET_SFREQ)
-    ecg_rate = float(rec.sfreq.get("ecg", 256.0))
+    eeg_mod, per_mod = facts.eeg, facts.peripheral
+    n_eeg = len(facts.modalities[eeg_mod].ch_names)
+    n_per = len(facts.modalities[per_mod].ch_names)
+    n_stim = facts.samples(facts.stimulus_s)
+    target = facts.target_sfreq
+    rates = {mod: float(rec.sfreq.get(mod, spec.sfreq)) for mod, spec in facts.modalities.items()}
     official = plan.window_bug
 
-    eeg_stim, eeg_base, ecg_stim, ecg_base = [], [], [], []
+    eeg_stim, eeg_base, per_stim, per_base = [], [], [], []
     for k in range(rec.n_trials):
-        e_s = _trial_array(rec, k, "signal", "eeg", n_eeg).astype(np.float64, copy=False)
-        e_b = _trial_array(rec, k, "baseline", "eeg", n_eeg).astype(np.float64, copy=False)
-        c_s = _trial_array(rec, k, "signal", "ecg", n_ecg).astype(np.float64, copy=False)
-        c_b = _trial_array(rec, k, "baseline", "ecg", n_ecg).astype(np.float64, copy=False)
+        e_s = _trial_array(rec, k, "signal", eeg_mod, n_eeg).astype(np.float64, copy=False)
+        e_b = _trial_array(rec, k, "baseline", eeg_mod, n_eeg).astype(np.float64, copy=False)
+        c_s = _trial_array(rec, k, "signal", per_mod, n_per).astype(np.float64, copy=False)
+        c_b = _trial_array(rec, k, "baseline", per_mod, n_per).astype(np.float64, copy=False)
+        e_s, e_b = _to_target_rate(e_s, rates[eeg_mod], target), _to_target_rate(e_b, rates[eeg_mod], target)
         if not plan.ecg_from_eeg_bug:
-            c_s, c_b = _to_target_rate(c_s, ecg_rate), _to_target_rate(c_b, ecg_rate)
-        eeg_stim.append(segment_windows(_crop_stimulus(e_s, plan.segment, rec, k, "eeg"),
+            c_s, c_b = _to_target_rate(c_s, rates[per_mod], target), _to_target_rate(c_b, rates[per_mod], target)
+        eeg_stim.append(segment_windows(_crop_stimulus(e_s, plan.segment, rec, k, eeg_mod, facts),
                                         official=official))
         eeg_base.append(segment_windows(e_b, official=official))
         if not plan.ecg_from_eeg_bug:
-            ecg_stim.append(segment_windows(_crop_stimulus(c_s, plan.segment, rec, k, "ecg"),
+            per_stim.append(segment_windows(_crop_stimulus(c_s, plan.segment, rec, k, per_mod, facts),
                                             official=official))
-        ecg_base.append(segment_windows(c_b, official=official))
-        if len(eeg_base[-1]) == 0 or len(ecg_base[-1]) == 0:
+        per_base.append(segment_windows(c_b, official=official))
+        if len(eeg_base[-1]) == 0 or len(per_base[-1]) == 0:
             raise DataFormatError(rec.source, f"trial {k} baseline samples", e_b.shape[-1], f">= {2 * WINDOW}")
 
     n_per_clip = len(eeg_base[0])  # the authors' loop constant (61 on the real data)
     try:
         eeg_tpl = _clip_templates(eeg_base, plan, n_per_clip)  # (K, C, W)
-        ecg_tpl = _clip_templates(ecg_base, plan, n_per_clip)
+        per_tpl = _clip_templates(per_base, plan, n_per_clip)
     except ValueError as e:
         raise DataFormatError(rec.source, "baseline lengths", str(e), "equal baselines for every clip") from None
 
     eeg = np.stack(eeg_stim)  # (K, 60, C, W)
     eeg -= eeg_tpl[:, None]
     if plan.ecg_from_eeg_bug:
-        ecg = eeg[:, :, :2] - ecg_tpl[:, None]  # D1: AF3/F7 of the corrected EEG stand in for the ECG
+        per = eeg[:, :, :n_per] - per_tpl[:, None]  # D1: AF3/F7 of the corrected EEG stand in for the ECG
     else:
-        ecg = np.stack(ecg_stim)
-        ecg -= ecg_tpl[:, None]
+        per = np.stack(per_stim)
+        per -= per_tpl[:, None]
     # (K, 60, C, W) -> (K, C, 60 * W): the 60 segments stored back to back so 1 s windows stay views.
-    eeg = eeg.transpose(0, 2, 1, 3).reshape(rec.n_trials, n_eeg, N_SAMPLES)
-    ecg = ecg.transpose(0, 2, 1, 3).reshape(rec.n_trials, n_ecg, N_SAMPLES)
-    zscore_across_channels(eeg, out=out["eeg"])
+    eeg = eeg.transpose(0, 2, 1, 3).reshape(rec.n_trials, n_eeg, n_stim)
+    per = per.transpose(0, 2, 1, 3).reshape(rec.n_trials, n_per, n_stim)
+    zscore_across_channels(eeg, out=out[eeg_mod])
     if plan.ecg_from_eeg_bug:
-        zscore_across_channels(ecg, out=out["ecg"])
+        zscore_across_channels(per, out=out[per_mod])
     else:
-        out["ecg"][...] = normalize_over_time(ecg, plan.peripheral_norm)
+        out[per_mod][...] = normalize_over_time(per, plan.peripheral_norm)
 
 
-def check_prepared(rec: SubjectRecording, out: dict[str, np.ndarray], dreamer: bool = False) -> None:
+# The numerical path of each baseline layout (facts: ``baseline_layout``).
+BY_BASELINE_LAYOUT = {"prefix": preprocess_prefix_baseline, "separate": preprocess_separate_baseline}
+
+
+def check_prepared(rec: SubjectRecording, out: dict[str, np.ndarray], facts: DatasetFacts | None = None) -> None:
     """Refuse prepared arrays that are not usable data: non-finite, or constant over a whole trial.
 
     A pure check after preprocessing (it changes no value, so valid inputs give bit-identical caches). It
@@ -370,10 +390,14 @@ def check_prepared(rec: SubjectRecording, out: dict[str, np.ndarray], dreamer: b
     carry no signal at all (a flat recording, or one that preprocessing reduced to zeros) which would
     otherwise enter training as if they were data.
 
-    Shape: out[mod] (n_trials, C, N_SAMPLES) float.
+    Shape: out[mod] (n_trials, C, n_samples) float.
+
+    Args:
+        facts: The dataset's facts, for the trial's source name (``trial_source``, e.g. DREAMER's struct
+            path); without them the trial is named ``trial k signal['mod']``.
 
     Raises:
-        DataFormatError: naming the subject, trial (DREAMER: clip), modality and what was found.
+        DataFormatError: naming the subject, trial (or its source path), modality and what was found.
     """
     for mod, x in out.items():
         hi = x.max(axis=(1, 2))  # NaN propagates into both reductions
@@ -387,7 +411,8 @@ def check_prepared(rec: SubjectRecording, out: dict[str, np.ndarray], dreamer: b
                 what = "Inf (a value beyond the float32 range ±3.4e38)"
             else:
                 what = f"a constant {float(hi[k]):g} over the whole trial (no signal)"
-            raise DataFormatError(rec.source, _where(rec, k, mod, dreamer),
+            where = facts.trial_source_name(rec.subject, k, mod) if facts else f"trial {k} signal[{mod!r}]"
+            raise DataFormatError(rec.source, where,
                                   f"{what} in subject {rec.subject} trial {k} ({mod}) after preprocessing",
                                   "finite float32 values that vary within each trial",
                                   hint=f"fix the recording, or leave {rec.subject} out with "
@@ -402,29 +427,28 @@ def preprocess_recording(
     Args:
         rec: What a reader yielded.
         plan: From :func:`resolve_plan`.
-        out: Optional modality -> writable (n_trials, C, N_SAMPLES) arrays (the cache passes its memmap
-            rows so nothing is copied twice); allocated as float32 when omitted.
+        out: Optional modality -> writable (n_trials, C, n_samples) arrays (the cache passes its memmap
+            rows so nothing is copied twice); allocated as float32 when omitted. ``n_samples`` is the
+            facts' ``stimulus_s`` at ``target_sfreq`` (:data:`N_SAMPLES` for DEAP and DREAMER).
     """
-    facts = load_dataset_facts(plan.dataset)
+    facts = dataset_facts(plan.dataset)
+    n_samples = facts.samples(facts.stimulus_s)
     if rec.n_trials == 0:
         raise DataFormatError(rec.source, "trials", 0, "at least one trial")
     if out is None:
         out = {
-            mod: np.empty((rec.n_trials, len(spec["ch_names"]), N_SAMPLES), dtype=np.float32)
-            for mod, spec in facts["modalities"].items()
+            mod: np.empty((rec.n_trials, len(spec.ch_names), n_samples), dtype=np.float32)
+            for mod, spec in facts.modalities.items()
         }
-    for mod, spec in facts["modalities"].items():
-        expected = (rec.n_trials, len(spec["ch_names"]), N_SAMPLES)
+    for mod, spec in facts.modalities.items():
+        expected = (rec.n_trials, len(spec.ch_names), n_samples)
         if out[mod].shape != expected:
             raise ValueError(f"output buffer for {mod!r} has shape {out[mod].shape}, expected {expected}")
     # A float32 store of a value beyond ±3.4e38 (e.g. GSR in raw units with peripheral_norm=none) becomes
     # Inf; numpy's cast warning is silenced because check_prepared reports it as an error below.
     with np.errstate(over="ignore"):
-        if plan.dataset == "deap":
-            preprocess_deap(rec, plan, out)
-        else:
-            preprocess_dreamer(rec, plan, out)
-    check_prepared(rec, out, dreamer=plan.dataset == "dreamer")
+        BY_BASELINE_LAYOUT[facts.baseline_layout](rec, plan, facts, out)
+    check_prepared(rec, out, facts)
 
     ratings = {}
     for name in ("valence", "arousal", "dominance"):

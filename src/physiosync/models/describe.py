@@ -87,7 +87,9 @@ def format_table(rows: Sequence[tuple[str, int, int, float]], show_parity: bool)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", choices=["deap", "dreamer"], default=None, help="default: config dataset.name")
+    from physiosync.config import registered_datasets
+
+    parser.add_argument("--dataset", choices=registered_datasets(), default=None, help="default: config dataset.name")
     parser.add_argument("--parity", action="store_true", help="create the unused modules of the authors' code (D20)")
     parser.add_argument("--config", default=None, help="YAML config file")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")

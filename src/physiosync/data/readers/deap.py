@@ -11,29 +11,24 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from physiosync.config import load_dataset_facts
 from physiosync.data.readers.safe_pickle import load_pickle
+from physiosync.data.readers.subjects import canonical_subject_id, select_subjects
 from physiosync.data.recording import MAX_ABS_SAMPLE, SubjectRecording, Trial
 from physiosync.errors import DataFormatError
+
+if TYPE_CHECKING:
+    from physiosync.config import DatasetConfig
 
 DeapFormat = Literal["auto", "python", "matlab"]
 
 _SUFFIX = {"python": ".dat", "matlab": ".mat"}
 _SUBFOLDER = {"python": "data_preprocessed_python", "matlab": "data_preprocessed_matlab"}
 _SUBJECT_FILE = re.compile(r"^s(\d+)\.(dat|mat)$")
-
-
-def canonical_subject_id(subject: str | int) -> str:
-    """``"s1"``, ``"s01"``, ``"1"`` or ``1`` -> ``"s01"`` (the id used everywhere downstream)."""
-    text = str(subject).strip().lower()
-    digits = text[1:] if text.startswith("s") else text
-    if not digits.isdigit() or int(digits) < 1:
-        raise ValueError(f"not a subject id: {subject!r} (expected e.g. 's01')")
-    return f"s{int(digits):02d}"
 
 
 def _scan(folder: Path, suffix: str) -> dict[str, Path]:
@@ -125,19 +120,7 @@ def list_deap_subjects(
         raise DataFormatError(data_dir, "format", repr(format), "'auto', 'python' or 'matlab'")
     _, files = _locate(data_dir, format)
     ordered = sorted(files, key=lambda s: int(s[1:]))
-    if subjects is None:
-        return [(s, files[s]) for s in ordered]
-    wanted = []
-    for s in subjects:
-        try:
-            wanted.append(canonical_subject_id(s))
-        except ValueError as e:
-            raise DataFormatError(data_dir, "subjects", repr(s), "ids like 's01'") from e
-    missing = [s for s in wanted if s not in files]
-    if missing:
-        raise DataFormatError(data_dir, "subjects", f"missing {missing}", f"one of {ordered}")
-    keep = set(wanted)
-    return [(s, files[s]) for s in ordered if s in keep]
+    return select_subjects(data_dir, [(s, files[s]) for s in ordered], subjects)
 
 
 def _load_arrays(path: Path) -> dict[str, Any]:
@@ -230,6 +213,16 @@ def _validate(path: Path, sid: str, obj: dict[str, Any], facts: dict[str, Any]) 
             found = f"{row[np.argmax(np.abs(row))]:.3g} in subject {sid} trial {t} channel {c}"
         raise DataFormatError(path, "data", found, f"finite values of magnitude <= {MAX_ABS_SAMPLE:g}")
     return data, labels
+
+
+def list_all(ds: DatasetConfig) -> list[tuple[str, Path]]:
+    """Registry entry: every subject file of ``ds.data_dir`` in ``ds.format`` (selection is the registry's)."""
+    return list_deap_subjects(ds.data_dir, None, ds.format)
+
+
+def read_subject(ds: DatasetConfig, sid: str, path: Path) -> SubjectRecording:
+    """Registry entry: one subject file."""
+    return read_deap_subject(sid, path)
 
 
 def read_deap_subject(sid: str, path: str | Path) -> SubjectRecording:

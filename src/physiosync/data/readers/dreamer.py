@@ -12,14 +12,18 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from physiosync.config import load_dataset_facts
-from physiosync.data.readers.deap import NUMERIC_KINDS, canonical_subject_id
+from physiosync.data.readers.deap import NUMERIC_KINDS
+from physiosync.data.readers.subjects import select_subjects
 from physiosync.data.recording import MAX_ABS_SAMPLE, SubjectRecording, Trial
 from physiosync.errors import DataFormatError
+
+if TYPE_CHECKING:
+    from physiosync.config import DatasetConfig
 
 TOP_FIELDS = ("Data", "EEG_SamplingRate", "ECG_SamplingRate", "EEG_Electrodes", "noOfSubjects",
               "noOfVideoSequences")
@@ -245,15 +249,42 @@ def read_dreamer(path: str | Path, subjects: Iterable[str | int] | None = None) 
     path = Path(path)
     facts = load_dataset_facts("dreamer")
     data, n_clips = _header(path, load_dreamer_struct(path), facts)
-    ids = [f"s{i + 1:02d}" for i in range(len(data))]
-    if subjects is None:
-        keep = set(ids)
-    else:
-        try:
-            keep = {canonical_subject_id(s) for s in subjects}
-        except ValueError as e:
-            raise DataFormatError(path, "subjects", str(e), "ids like 's01'") from None
-        missing = sorted(keep - set(ids))
-        if missing:
-            raise DataFormatError(path, "subjects", f"missing {missing}", f"ids among s01..{ids[-1]}")
-    return (_read_subject(path, sid, subj, n_clips, facts) for sid, subj in zip(ids, data, strict=True) if sid in keep)
+    chosen = select_subjects(path, [(f"s{i + 1:02d}", subj) for i, subj in enumerate(data)], subjects)
+    return (_read_subject(path, sid, subj, n_clips, facts) for sid, subj in chosen)
+
+
+# --------------------------------------------------------------------------------------------------
+# registry entries (physiosync.data.readers.READERS)
+
+
+def dreamer_file(data_dir: str | Path) -> Path:
+    """``DREAMER.mat`` itself, or a directory containing it."""
+    data_dir = Path(data_dir)
+    try:
+        is_dir = data_dir.is_dir()
+        candidate = data_dir / "DREAMER.mat"
+        has_file = is_dir and candidate.is_file()
+    except OSError as e:
+        raise DataFormatError(data_dir, "data_dir", f"unreadable ({e.strerror or type(e).__name__})",
+                              "DREAMER.mat or its folder, readable by this user") from None
+    if is_dir:
+        if not has_file:
+            raise DataFormatError(data_dir, "data_dir", "a directory without DREAMER.mat", "DREAMER.mat or its folder")
+        return candidate
+    return data_dir
+
+
+def list_all(ds: DatasetConfig) -> list[tuple[str, Path]]:
+    """Every subject of the ``DREAMER.mat`` that ``ds.data_dir`` is (or holds)."""
+    return list_dreamer_subjects(dreamer_file(ds.data_dir))
+
+
+def read_subject(ds: DatasetConfig, sid: str, path: Path) -> SubjectRecording:
+    """One subject (parses the whole file: prefer :func:`read_subjects` for several)."""
+    return next(read_dreamer(path, [sid]))
+
+
+def read_subjects(ds: DatasetConfig, listing: list[tuple[str, Path]]) -> Iterator[SubjectRecording]:
+    """The listed subjects, in order, parsing each distinct file once (not once per subject)."""
+    for path in dict.fromkeys(p for _, p in listing):
+        yield from read_dreamer(path, [sid for sid, p in listing if p == path])
