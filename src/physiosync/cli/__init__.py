@@ -15,7 +15,7 @@ from physiosync.errors import PhysioSyncError
 
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "synth": ("physiosync.cli.synth", "write a synthetic DEAP (sNN.dat) or DREAMER (DREAMER.mat) dataset"),
+    "synth": ("physiosync.cli.synth", "write a synthetic DEAP (sNN.dat), DREAMER (DREAMER.mat) or own-recordings dataset"),
     "prepare": ("physiosync.cli.prepare", "preprocess a dataset into the window cache and print a summary"),
     "describe-model": ("physiosync.models.describe", "parameter counts and FLOPs per module"),
     "run": ("physiosync.cli.run", "prepare -> folds -> pre-train -> fine-tune -> evaluate -> report"),
