@@ -15,7 +15,7 @@ from physiosync.config import ProtocolConfig, load_config
 from physiosync.data.protocols import make_folds
 from physiosync.data.table import WindowTable
 from physiosync.errors import ConfigError
-from physiosync.evaluation.metrics import majority_class, permutation_chance
+from physiosync.evaluation.metrics import majority_class
 from physiosync.evaluation.paper_results import TABLES, paper_reference
 from physiosync.evaluation.report import (
     PREDICTION_COLUMNS,
@@ -28,6 +28,7 @@ from physiosync.evaluation.report import (
     write_predictions,
     write_report,
 )
+from physiosync.evaluation.statistics import permutation_chance
 
 
 @pytest.fixture(scope="module")

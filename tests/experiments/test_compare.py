@@ -9,9 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from physiosync.cli.compare import parse_rows
 from physiosync.config import deep_merge, load_config, load_dataset_facts, validate_config
+from physiosync.data.batches import TableWindows
+from physiosync.data.fold_windows import expand_fold_rows
 from physiosync.data.protocols import load_folds
 from physiosync.errors import ConfigError
+from physiosync.evaluation.comparison import CSV_COLUMNS, comparison_figure
 from physiosync.evaluation.report import prediction_path, read_predictions
 from physiosync.experiments import compare
 from physiosync.synth import write_synthetic_deap
@@ -52,7 +56,7 @@ def test_table_has_one_line_per_row_and_label_with_documented_columns(mixed_run)
     cdir = compare.compare_dir_of(cfg)
     with open(cdir / "comparison.csv", newline="") as fh:
         lines = list(csv.DictReader(fh))
-    assert tuple(lines[0].keys()) == compare.CSV_COLUMNS
+    assert tuple(lines[0].keys()) == CSV_COLUMNS
     got = [(x["row"], x["label"]) for x in lines]
     want = [(r, lab) for r in ("majority", "de-logreg", "physiosync", "short-only") for lab in ("arousal", "valence")]
     assert got == want
@@ -100,7 +104,7 @@ def test_comparison_shows_each_rows_permutation_chance_beside_the_majority(mixed
         assert a == b
     assert "*Permutation chance*: accuracy of the row's own test predictions (all folds pooled)" in md
     # the plot: one legend outside the panels naming each colour once, the chance marker and the baseline
-    fig = compare.comparison_figure(doc)
+    fig = comparison_figure(doc)
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert legend == ["baseline", "physiosync", "ablation", "permutation chance", "majority baseline"]
     for ax in fig.axes:
@@ -121,7 +125,7 @@ def test_every_row_uses_the_comparisons_folds(mixed_run) -> None:
     for f, p, s in zip(folds, phys, short, strict=True):
         for part in ("train", "val", "test"):
             assert np.array_equal(getattr(p, part), getattr(f, part))
-            rows = compare.expand_fold_rows(getattr(f, part), long_t, short_t)
+            rows = expand_fold_rows(getattr(f, part), long_t, short_t)
             assert np.array_equal(getattr(s, part), rows)
             # the short rows are exactly the seconds of the long rows
             assert set(zip(short_t.subject[rows], short_t.trial[rows], short_t.window[rows] // 5, strict=True)) == set(
@@ -166,7 +170,7 @@ def test_table_windows_reads_the_cache_windows_of_table_rows(mixed_run) -> None:
     cache = build_cache(cfg, progress=False)
     table = cache.windows(5.0)
     rows = np.array([3, 17, 40])
-    view = compare.TableWindows(cache, "eeg", table, rows)
+    view = TableWindows(cache, "eeg", table, rows)
     assert len(view) == 3 and view.shape == (3, 32, 640) and view.ndim == 3
     want = cache.get_windows("eeg", 5.0, table.subject[rows[1:]], table.trial[rows[1:]], table.window[rows[1:]])
     assert np.array_equal(view[1:3], want) and np.array_equal(view[np.array([1, 2])], want)
@@ -211,10 +215,10 @@ def test_de_logreg_clears_the_majority_baseline_on_signal_data(tmp_path: Path) -
 
 def test_bad_only_names_list_the_valid_rows(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(ConfigError) as err:
-        compare.parse_rows("de-logreg, not-a-row")
+        parse_rows("de-logreg, not-a-row")
     msg = str(err.value)
     assert "'not-a-row'" in msg and all(r in msg for r in compare.ROWS)
-    assert compare.parse_rows(" physiosync,majority ") == ["majority", "physiosync"]  # canonical order
+    assert parse_rows(" physiosync,majority ") == ["majority", "physiosync"]  # canonical order
 
     from physiosync.cli import main
 
@@ -329,7 +333,7 @@ def test_rerunning_the_identical_compare_command_resumes(cli_compare: dict) -> N
 
 def test_compare_takes_the_same_shared_options_as_run() -> None:
     from physiosync.cli import build_parser
-    from physiosync.cli.run import cli_overrides
+    from physiosync.cli.common import cli_overrides
 
     argv = ["--set", "seed=3", "--device", "cpu", "--precision", "fp32", "--quiet"]
     for command in ("compare", "run"):

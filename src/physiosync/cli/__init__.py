@@ -1,7 +1,8 @@
 """Command-line entry point. Parses arguments and calls one module per command; owns no logic.
 
-Each command module exposes ``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported only
-when their command runs, so ``physiosync --help`` and light commands stay fast (no torch import).
+Each command module (``physiosync.cli.<group>``) exposes ``add_arguments(parser)`` and ``run(args) -> int``;
+the options several commands share are defined once in :mod:`physiosync.cli.common`. Modules are imported
+only when their command runs, so ``physiosync --help`` and light commands stay fast (no torch import).
 """
 
 from __future__ import annotations
@@ -17,14 +18,14 @@ from physiosync.errors import PhysioSyncError
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("physiosync.cli.synth", "write a synthetic DEAP (sNN.dat), DREAMER (DREAMER.mat) or own-recordings dataset"),
     "prepare": ("physiosync.cli.prepare", "preprocess a dataset into the window cache and print a summary"),
-    "describe-model": ("physiosync.models.describe", "parameter counts and FLOPs per module"),
+    "describe-model": ("physiosync.cli.describe", "parameter counts and FLOPs per module"),
     "run": ("physiosync.cli.run", "prepare -> folds -> pre-train -> fine-tune -> evaluate -> report"),
     "pretrain": ("physiosync.cli.run", "run only the pre-training stage of a run directory"),
     "finetune": ("physiosync.cli.run", "run only the fine-tuning stage of a run directory"),
     "evaluate": ("physiosync.cli.run", "compute metrics from a run directory's predictions"),
     "report": ("physiosync.cli.run", "write report.md / results.json / results.csv / plots"),
     "demo": ("physiosync.cli.run", "synthetic DEAP-format data through the whole pipeline"),
-    "compare": ("physiosync.experiments.compare", "baselines and ablations under the same folds"),
+    "compare": ("physiosync.cli.compare", "baselines and ablations under the same folds"),
 }
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from physiosync.cli.common import shared_arguments
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from physiosync.data.readers import READERS
@@ -19,9 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="; ".join(r.data_dir_help for r in READERS.values() if r.data_dir_help))
     parser.add_argument("--cache", type=Path, default=None, help="cache root directory (default: ./cache)")
     parser.add_argument("--config", type=Path, default=None, help="YAML config file")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="config override, e.g. --set preprocess.official=true (repeatable)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    shared_arguments(parser, runtime=False, quiet_aliases=("--no-progress",))  # --set, --quiet (no device)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,6 +36,6 @@ def run(args: argparse.Namespace) -> int:
         cfg.dataset.data_dir = args.data_dir
     if args.cache is not None:
         cfg.cache_dir = args.cache
-    cache = build_cache(cfg, progress=not args.no_progress)
+    cache = build_cache(cfg, progress=not args.quiet)
     print(summarize_cache(cache))
     return 0

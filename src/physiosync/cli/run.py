@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 from typing import Any
 
+from physiosync.cli.common import cli_overrides, config_arguments, setup_logging, shared_arguments
 from physiosync.config import RunConfig, load_config
+from physiosync.evaluation.formatting import format_pct, format_stat
 
 # Size of the demo's synthetic DEAP-format dataset (real DEAP: 32 subjects x 40 trials); chosen so the
 # whole demo finishes in a few minutes on 2 CPU cores.
@@ -20,20 +21,9 @@ SINGLE_STAGES = {"pretrain": ("pretrain",), "finetune": ("finetune",), "evaluate
                  "report": ("report",)}
 
 
-def shared_arguments(p: argparse.ArgumentParser) -> None:
-    """The options every pipeline command takes (run, demo, the stage commands, compare)."""
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key (repeatable), e.g. --set finetune.epochs=3")
-    p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1, mps")
-    p.add_argument("--precision", default=None, choices=["auto", "fp32", "bf16"],
-                   help="auto (default): bf16 where the hardware runs it fast, else fp32")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-
-
 def add_arguments(p: argparse.ArgumentParser, command: str) -> None:
     if command == "run":
-        p.add_argument("config", nargs="?", default=None, help="YAML config (see configs/)")
-        p.add_argument("--preset", default=None, help="smoke | demo | cpu | paper (applied under the file)")
+        config_arguments(p)
         p.add_argument("--stages", default=",".join(("pretrain", "finetune", "evaluate", "report")),
                        help="comma-separated subset of pretrain,finetune,evaluate,report")
     elif command == "demo":
@@ -49,24 +39,10 @@ def add_arguments(p: argparse.ArgumentParser, command: str) -> None:
     shared_arguments(p)
 
 
-def cli_overrides(args: argparse.Namespace) -> list[str]:
-    """``--set`` items plus ``--device`` / ``--precision`` as config overrides."""
-    extra = list(args.overrides)
-    if args.device:
-        extra.append(f"device={args.device}")
-    if args.precision:
-        extra.append(f"precision={args.precision}")
-    return extra
-
-
-def _setup_logging(quiet: bool) -> None:
-    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
-
-
 def run(args: argparse.Namespace) -> int:
     from physiosync.experiments.pipeline import load_run_config, run_pipeline
 
-    _setup_logging(args.quiet)
+    setup_logging(args.quiet)
     if args.command == "demo":
         return run_demo(args)
     if args.command == "run":
@@ -83,18 +59,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pct(x: Any) -> str:
-    return "—" if x is None else f"{100 * x:.1f}"
-
-
-def _ms(summary: dict[str, Any], key: str) -> str:
-    s = summary.get(key) or {}
-    if s.get("mean") is None:
-        return "—"
-    std = s.get("std")
-    return f"{100 * s['mean']:.1f} ± {100 * std:.1f}" if std is not None else f"{100 * s['mean']:.1f}"
-
-
 def format_results(results: dict[str, Any]) -> str:
     """A compact text table: one line per label dimension (percentages, mean ± std over folds, ddof 0)."""
     proto = results["protocol"]
@@ -105,8 +69,9 @@ def format_results(results: dict[str, Any]) -> str:
     for label, r in results["labels"].items():
         s = r["summary"]
         chance = (r.get("chance") or {}).get("chance_mean")
-        lines.append(f"{label:<8} {_ms(s, 'accuracy'):>13} {_ms(s, 'balanced_accuracy'):>13} {_ms(s, 'f1'):>13} "
-                     f"{_ms(s, 'trial_vote_accuracy'):>13} {_ms(s, 'majority_accuracy'):>13} {_pct(chance):>7}")
+        cells = [format_stat(s.get(m)) for m in ("accuracy", "balanced_accuracy", "f1", "trial_vote_accuracy",
+                                                  "majority_accuracy")]
+        lines.append(f"{label:<8} " + " ".join(f"{c:>13}" for c in cells) + f" {format_pct(chance):>7}")
     return "\n".join(lines)
 
 

@@ -264,3 +264,29 @@ def iter_tensor_batches(
                 nxt += 1
             futures[i] = None  # type: ignore[call-overload]  # release the array early
             yield to_tensors(batch, device)
+
+
+class TableWindows:
+    """Array-like view of the cache windows of some table rows, read on demand (never all in memory).
+
+    What ``train_eegnet``/``predict_proba`` (``compare``'s ``eegnet`` row) need from ``x``: ``ndim``,
+    ``shape``, ``len`` and indexing by an index array or slice. Full DEAP at 5 s is 1.3 GB of EEG; reading
+    per batch keeps RSS at one batch.
+
+    Shape: indexing returns (B, n_chans, n_times) float32.
+    """
+
+    def __init__(self, cache: Any, modality: str, table: WindowTable, rows: np.ndarray) -> None:
+        self.cache, self.modality, self.table = cache, modality, table
+        self.rows = np.asarray(rows, dtype=np.int64)
+        spec = cache.contract.modality(modality)
+        self.shape = (len(self.rows), spec.n_chans, spec.n_times(table.window_s))
+        self.ndim = 3
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, idx: Any) -> np.ndarray:
+        r = self.rows[idx]
+        t = self.table
+        return self.cache.get_windows(self.modality, t.window_s, t.subject[r], t.trial[r], t.window[r])

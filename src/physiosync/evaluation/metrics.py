@@ -5,8 +5,9 @@ the F1 of the fold, so here every metric is computed once on the concatenated pr
 :func:`batch_mean_metrics` reproduces the authors' per-batch figure only so the difference can be shown.
 Fold-level numbers are summarised as mean ± std across folds with ``ddof = 0`` (population std, as the
 paper's ``np.std``), and per-subject numbers from the concatenated predictions of all folds. Evaluation-
-protocols §3 asks for a majority-class baseline on the same folds beside every result, trial-level
-majority-vote accuracy, and a label-permutation estimate of chance — all here.
+protocols §3 asks for a majority-class baseline on the same folds beside every result and trial-level
+majority-vote accuracy (here), and a label-permutation estimate of chance
+(:mod:`physiosync.evaluation.statistics`).
 
 Metric dicts are plain JSON-able dicts (floats, ints, lists) so they go straight into ``results.json``.
 """
@@ -88,7 +89,7 @@ def batch_mean_metrics(
     return {"accuracy": float(np.mean([m["accuracy"] for m in per])), "f1": float(np.mean([m["f1"] for m in per]))}
 
 
-def _group_keys(group_ids: np.ndarray) -> np.ndarray:
+def group_keys(group_ids: np.ndarray) -> np.ndarray:
     """Row -> dense group index from (n,) ids or (n, k) id tuples such as (subject, trial)."""
     g = np.asarray(group_ids)
     if g.ndim == 1:
@@ -110,7 +111,7 @@ def trial_vote_accuracy(y_true: np.ndarray, y_pred: np.ndarray, group_ids: np.nd
     y_pred = np.asarray(y_pred, dtype=np.int64)
     if y_true.size == 0:
         return float("nan")
-    g = _group_keys(group_ids)
+    g = group_keys(group_ids)
     n_g, k = int(g.max()) + 1, int(max(y_true.max(), y_pred.max())) + 1
     votes = np.zeros((n_g, k), dtype=np.int64)
     truth = np.zeros((n_g, k), dtype=np.int64)
@@ -198,38 +199,3 @@ def subject_metrics(
     summary = aggregate([{k: v for k, v in r.items() if k != "subject"} for r in rows], ddof)
     summary["n_subjects"] = summary.pop("n_folds")
     return {"per_subject": rows, "summary": summary, "ddof": ddof}
-
-
-def permutation_chance(
-    y_true: np.ndarray,
-    y_pred: np.ndarray,
-    n_permutations: int = 1000,
-    seed: int = 0,
-    group_ids: np.ndarray | None = None,
-) -> dict[str, Any]:
-    """Chance accuracy by permuting the true labels (seeded); p-value of the observed accuracy.
-
-    Windows of one trial share a label and are not exchangeable, so with ``group_ids`` whole groups'
-    labels are permuted (the label of a group is that of its first window).
-
-    Shape: y_true, y_pred (n,); group_ids (n,) or (n, 2).
-    """
-    y_true = np.asarray(y_true, dtype=np.int64)
-    y_pred = np.asarray(y_pred, dtype=np.int64)
-    rng = np.random.default_rng(seed)
-    observed = float(np.mean(y_true == y_pred))
-    if group_ids is None:
-        perms = np.array([np.mean(rng.permutation(y_true) == y_pred) for _ in range(n_permutations)])
-    else:
-        g = _group_keys(group_ids)
-        first = np.unique(g, return_index=True)[1]
-        glabel = y_true[first]
-        perms = np.array([np.mean(rng.permutation(glabel)[g] == y_pred) for _ in range(n_permutations)])
-    return {
-        "observed": observed,
-        "chance_mean": float(perms.mean()),
-        "chance_std": float(perms.std()),
-        "p_value": float((1 + np.sum(perms >= observed)) / (1 + n_permutations)),
-        "n_permutations": int(n_permutations),
-        "seed": int(seed),
-    }

@@ -27,7 +27,7 @@ majority baseline on the same folds); ``p_*`` are class probabilities (empty if 
                        "summary": {"<metric>": {"mean", "std", "n", "ddof"}, "n_subjects", "ddof"}},
           "confusion": K×K counts pooled over folds,
           "chance": {"observed", "chance_mean", "chance_std", "p_value", "n_permutations", "seed", "method"},
-        }, ...                                     # "chance" only when a seed was given (see chance_block)
+        }, ...                                     # "chance" only when a seed was given (see statistics.chance_block)
       },
       "history": {"<stage>": {"<series id>": {"panel": str, "folds": [int], "window_s": float (pretrain),
                                               "curves": {"<curve>": [float per epoch]}}}},  # for the plots
@@ -53,6 +53,7 @@ from physiosync.atomic import atomic_path, write_json_atomic, write_text_atomic
 from physiosync.data.protocols import LEAKY_PROTOCOLS, describe_protocol
 from physiosync.data.table import N_CLASSES, WindowTable
 from physiosync.errors import DataFormatError
+from physiosync.evaluation.formatting import format_pct, format_stat
 from physiosync.evaluation.metrics import (
     DDOF,
     aggregate,
@@ -62,6 +63,7 @@ from physiosync.evaluation.metrics import (
     trial_vote_accuracy,
 )
 from physiosync.evaluation.paper_results import paper_reference
+from physiosync.evaluation.statistics import chance_block
 
 RESULTS_FORMAT_VERSION = 1
 PREDICTION_COLUMNS = ("fold", "subject", "trial", "stimulus", "window", "y_true", "y_pred", "y_majority")
@@ -73,11 +75,7 @@ RESULTS_CSV_COLUMNS = (
     "chance_mean", "chance_std", "chance_p",
     "subject_accuracy_mean", "subject_accuracy_std", "n_folds", "n_subjects", "ddof",
 )
-# Label permutations per chance estimate: the smallest p is 1 / 201 ≈ 0.005, and the Monte-Carlo error of
-# chance_mean is chance_std / sqrt(200) (≈ 0.3 points for a typical 4-point spread).
-CHANCE_PERMUTATIONS = 200
-CHANCE_METHOD = ("accuracy of the test predictions of all folds pooled, against the true labels permuted between "
-                 "whole test trials (subject, trial); mean and std over seeded permutations")
+REPORT_DIGITS = 2  # decimals of the percentages in report.md (the per-subject table: 1)
 _CLASS_NAMES = {"arousal": ["low", "high"], "valence": ["low", "high"], "four": ["HAHV", "HALV", "LAHV", "LALV"]}
 _PRED_NAME = re.compile(r"predictions_fold(\d+)_([a-z]+)\.csv$")
 
@@ -157,31 +155,6 @@ def find_predictions(run_dir: str | Path) -> dict[str, list[Path]]:
 # results
 
 
-def chance_block(
-    predictions: list[dict[str, Any]], seed: int, n_permutations: int = CHANCE_PERMUTATIONS
-) -> dict[str, Any] | None:
-    """Label-permutation estimate of chance for one label, from per-fold prediction columns.
-
-    Why pooled and by trial: a single fold can hold only a few test trials, too few to permute, and the
-    windows of one trial share a label, so permuting windows would understate the spread of chance.
-    The model's predictions stay fixed; what is shuffled is which trial has which true label.
-
-    Returns:
-        :func:`physiosync.evaluation.metrics.permutation_chance` (``observed`` = pooled accuracy, ``chance_mean``,
-        ``chance_std``, ``p_value``, ``n_permutations``, ``seed``) plus ``method`` (one line saying the
-        above), or None without test rows.
-    """
-    from physiosync.evaluation.metrics import permutation_chance
-
-    if not predictions or sum(len(p["y_true"]) for p in predictions) == 0:
-        return None
-    y_true = np.concatenate([p["y_true"] for p in predictions])
-    y_pred = np.concatenate([p["y_pred"] for p in predictions])
-    groups = np.concatenate([np.stack([p["subject"], p["trial"]], axis=1) for p in predictions])
-    out = permutation_chance(y_true, y_pred, n_permutations=n_permutations, seed=seed, group_ids=groups)
-    return {**out, "method": CHANCE_METHOD}
-
-
 def summarise_label(
     predictions: list[dict[str, Any]], n_classes: int, ddof: int = DDOF, chance_seed: int | None = None
 ) -> dict[str, Any]:
@@ -189,7 +162,7 @@ def summarise_label(
 
     Metrics are computed per fold over all its test rows, then summarised across folds; per-subject
     metrics come from the predictions of all folds concatenated. With ``chance_seed`` the block also
-    carries ``chance`` (:func:`chance_block`), so every consumer (run report, ``compare``) shows the same
+    carries ``chance`` (:func:`physiosync.evaluation.statistics.chance_block`), so every consumer (run report, ``compare``) shows the same
     estimate computed the same way.
     """
     folds = []
@@ -267,25 +240,11 @@ def results_from_predictions(
 # report
 
 
-def _pct(stat: dict[str, Any] | None) -> str:
-    if not stat or stat.get("mean") is None:
-        return "—"
-    std = stat.get("std")
-    return f"{100 * stat['mean']:.2f} ± {100 * std:.2f}" if std is not None else f"{100 * stat['mean']:.2f}"
-
-
-def _paper_pct(v: tuple[float, float | None] | None) -> str:
-    if v is None:
-        return "—"
-    return f"{v[0]:.2f} ± {v[1]:.2f}" if v[1] is not None else f"{v[0]:.2f}"
-
-
 def chance_cells(chance: dict[str, Any] | None, digits: int = 2) -> tuple[str, str]:
     """Report cells for a ``chance`` block: "mean ± std" over permutations (%) and the p-value."""
     if not chance or chance.get("chance_mean") is None:
         return "—", "—"
-    m, sd = 100 * chance["chance_mean"], 100 * chance["chance_std"]
-    return f"{m:.{digits}f} ± {sd:.{digits}f}", f"{chance['p_value']:.3g}"
+    return format_pct(chance["chance_mean"], chance["chance_std"], digits), f"{chance['p_value']:.3g}"
 
 
 def chance_legend(n_permutations: int | None, what: str = "the run's") -> str:
@@ -324,6 +283,13 @@ def _subject_name(meta: dict[str, Any], index: int) -> str:
 def render_markdown(results: dict[str, Any], meta: dict[str, Any], plots: list[str]) -> str:
     """The text of ``report.md``: protocol first (with a LEAKY banner for ``paper``), then the numbers."""
     proto = results["protocol"]
+
+    def pct(stat: dict[str, Any] | None) -> str:
+        return format_stat(stat, REPORT_DIGITS)
+
+    def paper_pct(v: tuple[float, float | None] | None) -> str:  # the paper's numbers are already in %
+        return format_pct(*(v or (None, None)), digits=REPORT_DIGITS, scale=1.0)
+
     lines = [f"# PhysioSync report — {meta.get('run_name', 'run')}", ""]
     if proto["leaky"]:
         lines += [
@@ -357,14 +323,14 @@ def render_markdown(results: dict[str, Any], meta: dict[str, Any], plots: list[s
     n_perm = None
     for label, b in results["labels"].items():
         s = b["summary"]
-        macro = _pct(s.get("f1_macro")) if b["n_classes"] > 2 else "—"
+        macro = format_stat(s.get("f1_macro"), REPORT_DIGITS) if b["n_classes"] > 2 else "—"
         chance, p_perm = chance_cells(b.get("chance"))
         n_perm = n_perm or (b.get("chance") or {}).get("n_permutations")
         lines.append(
-            f"| {label} | {_pct(s.get('accuracy'))} | {_pct(s.get('balanced_accuracy'))} | "
-            f"{_pct(s.get('f1'))} ({b['f1_kind']}) | {macro} | {_pct(s.get('trial_vote_accuracy'))} | "
-            f"{_pct(s.get('majority_accuracy'))} | {chance} | {p_perm} | "
-            f"{_pct(b['subjects']['summary'].get('accuracy'))} | {s['n_folds']} |"
+            f"| {label} | {pct(s.get('accuracy'))} | {pct(s.get('balanced_accuracy'))} | "
+            f"{pct(s.get('f1'))} ({b['f1_kind']}) | {macro} | {pct(s.get('trial_vote_accuracy'))} | "
+            f"{pct(s.get('majority_accuracy'))} | {chance} | {p_perm} | "
+            f"{pct(b['subjects']['summary'].get('accuracy'))} | {s['n_folds']} |"
         )
     lines += ["", chance_legend(n_perm), ""]
 
@@ -380,8 +346,8 @@ def render_markdown(results: dict[str, Any], meta: dict[str, Any], plots: list[s
             cells = []
             for lab in labels:
                 r = per[lab].get(s)
-                cells += [f"{100 * r['accuracy']:.1f}" if r else "—",
-                          f"{100 * r['majority_accuracy']:.1f}" if r and "majority_accuracy" in r else "—"]
+                cells += [format_pct(r["accuracy"]) if r else "—",
+                          format_pct(r["majority_accuracy"]) if r and "majority_accuracy" in r else "—"]
             lines.append(f"| {_subject_name(meta, s)} | " + " | ".join(cells) + " |")
         lines.append("")
 
@@ -401,8 +367,8 @@ def render_markdown(results: dict[str, Any], meta: dict[str, Any], plots: list[s
             paper = ref["ours"].get(label)
             if paper:
                 lines.append(
-                    f"| {label} | {_pct(b['summary'].get('accuracy'))} | {_paper_pct(paper['accuracy'])} | "
-                    f"{_pct(b['summary'].get('f1'))} | {_paper_pct(paper['f1'])} |"
+                    f"| {label} | {pct(b['summary'].get('accuracy'))} | {paper_pct(paper['accuracy'])} | "
+                    f"{pct(b['summary'].get('f1'))} | {paper_pct(paper['f1'])} |"
                 )
         lines += ["", "Paper F1 is binary for arousal/valence and weighted for four classes, averaged over test "
                   "batches (D11); ours is computed over whole folds.", ""]

@@ -52,16 +52,18 @@ when it starts (:func:`physiosync.atomic.clean_stale_temps`).
 Paired test: for each row and label, ``scipy.stats.wilcoxon`` on per-fold accuracy against the
 ``physiosync`` row, paired by fold; with fewer than 6 folds (too few pairs for the signed-rank test to
 reach p < 0.05) the pairs are per-subject accuracies instead, and the report names the unit.
+
+This module is the orchestration only (rows, their order, resume). It reaches the pipeline through its
+public API (:mod:`physiosync.experiments.pipeline`: ``start_run``, ``prepare``, ``make_run_folds``,
+``run_pipeline(folds=...)``); the folds at another window length are
+:mod:`physiosync.data.fold_windows`, the statistics :mod:`physiosync.evaluation.statistics`, the outputs
+:mod:`physiosync.evaluation.comparison`, the command line :mod:`physiosync.cli.compare`.
 """
 
 from __future__ import annotations
 
-import argparse
-import csv
 import logging
-import sys
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,15 +71,16 @@ from typing import Any, Literal
 
 import numpy as np
 
-from physiosync.atomic import atomic_path, write_json_atomic, write_text_atomic
-from physiosync.config import RunConfig, deep_merge, load_config, resolve_config, validate_config
+from physiosync.atomic import write_json_atomic
+from physiosync.config import RunConfig, deep_merge, resolve_config, validate_config
+from physiosync.data.fold_windows import folds_at_window, same_folds
 from physiosync.data.table import WindowTable
 from physiosync.errors import ConfigError, DataFormatError
 
 log = logging.getLogger("physiosync")
 
 COMPARISON_FORMAT_VERSION = 1
-MIN_FOLD_PAIRS = 6  # below this many folds the paired test uses subjects (n = 5 cannot reach p < 0.05)
+__all__ = ["ROWS", "Comparison", "compare_dir_of", "open_comparison", "run_compare"]
 
 
 @dataclass(frozen=True)
@@ -136,61 +139,6 @@ ROWS: dict[str, BaselineRow | PipelineRow] = {r.name: r for r in (
 )}
 REFERENCE_ROW = "physiosync"
 
-CSV_COLUMNS = (
-    "row", "label", "kind", "n_classes", "f1_kind",
-    "accuracy_mean", "accuracy_std", "balanced_accuracy_mean", "balanced_accuracy_std",
-    "f1_mean", "f1_std", "f1_macro_mean", "f1_macro_std",
-    "trial_vote_accuracy_mean", "trial_vote_accuracy_std",
-    "subject_accuracy_mean", "subject_accuracy_std",
-    "subject_balanced_accuracy_mean", "subject_balanced_accuracy_std",
-    "majority_accuracy_mean", "majority_accuracy_std", "chance_mean", "chance_std", "chance_p",
-    "n_folds", "n_subjects", "ddof",
-    "test_unit", "wilcoxon_statistic", "wilcoxon_p", "wilcoxon_n", "note",
-)
-
-
-# --------------------------------------------------------------------------------------------------
-# command line
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", nargs="?", default=None, help="YAML config (as for `physiosync run`)")
-    p.add_argument("--preset", default=None, help="smoke | demo | cpu | paper (applied under the file)")
-    p.add_argument("--only", default=None, metavar="ROW,ROW,...",
-                   help=f"rows to run (default: all): {', '.join(ROWS)}")
-    from physiosync.cli.run import shared_arguments
-
-    shared_arguments(p)  # --set, --device, --precision, --quiet: the same as `physiosync run`
-
-
-def parse_rows(text: str | None) -> list[str]:
-    """Row names from ``--only`` (comma-separated), in the canonical order; None = every row.
-
-    Raises:
-        ConfigError: an unknown name (the message lists the valid ones) or an empty list.
-    """
-    if text is None:
-        return list(ROWS)
-    wanted = [t.strip() for t in text.split(",") if t.strip()]
-    unknown = [t for t in wanted if t not in ROWS]
-    if unknown or not wanted:
-        what = f"unknown row(s) {', '.join(repr(u) for u in unknown)}" if unknown else "no rows given"
-        raise ConfigError(f"--only: {what}; valid rows: {', '.join(ROWS)}")
-    return [r for r in ROWS if r in wanted]
-
-
-def run(args: argparse.Namespace) -> int:
-    from physiosync.cli.run import _setup_logging, cli_overrides
-
-    _setup_logging(args.quiet)
-    rows = parse_rows(args.only)  # before any work: a typo should not cost a cache build
-    cfg = load_config(args.config, overrides=cli_overrides(args), preset=args.preset)
-    doc = run_compare(cfg, rows, progress=not args.quiet)
-    print(format_comparison(doc))
-    print(f"\ncomparison: {Path(doc['meta']['compare_dir']) / 'comparison.md'}")
-    return 0
-
-
 # --------------------------------------------------------------------------------------------------
 # the comparison
 
@@ -241,34 +189,20 @@ def compare_dir_of(cfg: RunConfig) -> Path:
 def open_comparison(cfg: RunConfig, progress: bool = True) -> Comparison:
     """Prepare the cache once and make (or reload) the comparison's folds in ``compare_dir/folds.json``.
 
-    The config is resolved first (:func:`physiosync.config.resolve_config`): baseline rows, PhysioSync rows
-    and the saved ``config.yaml`` all see the same window lengths and dataset defaults (on DREAMER: 1 s only).
+    The comparison directory is opened like a run directory (:func:`physiosync.experiments.pipeline.start_run`):
+    the config is resolved first, so baseline rows, PhysioSync rows and the saved ``config.yaml`` all see the
+    same window lengths and dataset defaults (on DREAMER: 1 s only) and the same precision; an unusable
+    device or a missing data directory is refused before anything is written; another configuration in
+    the same directory is refused; stale temporary files of killed rows are removed.
     """
-    from physiosync.atomic import clean_stale_temps
-    from physiosync.experiments.pipeline import (
-        RunContext,
-        require_data_dir,
-        resolve_run_precision,
-        selected_folds,
-        stage_folds,
-        stage_prepare,
-        write_run_config,
-    )
-    from physiosync.training.runtime import resolve_device
+    from physiosync.experiments.pipeline import make_run_folds, prepare, select_folds, start_run
 
-    cfg = resolve_config(cfg)
     cdir = compare_dir_of(cfg)
-    # An unusable device or a missing data directory is refused before anything is written.
-    device = resolve_device(cfg.device)
-    cfg = resolve_run_precision(cfg, cdir, device)  # every row runs (and reports) the same precision
-    require_data_dir(cfg)
-    write_run_config(cfg, cdir)  # refuses a directory made with another configuration
-    clean_stale_temps(cdir, recursive=True)  # leftovers of killed rows (stale ones only)
-    ctx = RunContext(cfg=cfg, run_dir=cdir, device=device)
-    stage_prepare(ctx, progress=progress)
-    stage_folds(ctx)  # the pipeline's own folds logic: same meta, so the rows' copies are reusable
-    return Comparison(cfg=cfg, dir=cdir, cache=ctx.cache, table=ctx.table, resolutions=tuple(ctx.resolutions),
-                      folds=list(ctx.folds or []), selected=selected_folds(ctx), device=ctx.device)
+    cfg, device = start_run(cfg, cdir)
+    data = prepare(cfg, progress=progress)
+    folds = make_run_folds(cfg, data, cdir)  # the pipeline's own folds logic, so the rows' copies match
+    return Comparison(cfg=cfg, dir=cdir, cache=data.cache, table=data.table, resolutions=data.resolutions,
+                      folds=list(folds), selected=select_folds(cfg, folds), device=device)
 
 
 def row_dir(comp: Comparison, row: str) -> Path:
@@ -329,6 +263,8 @@ def run_compare(cfg: RunConfig, rows: list[str] | None = None, progress: bool = 
                 run_pipeline_row(comp, row, progress=progress)
             status[row] = {"status": "ran", "seconds": round(time.perf_counter() - tic, 2)}
         status[row]["folds_check"] = check_row_folds(comp, row)
+    from physiosync.evaluation.comparison import write_comparison
+
     doc = build_comparison(comp, rows, status)
     write_comparison(comp.dir, doc)
     return doc
@@ -338,34 +274,10 @@ def run_compare(cfg: RunConfig, rows: list[str] | None = None, progress: bool = 
 # baseline rows
 
 
-class TableWindows:
-    """Array-like view of the cache windows of some table rows, read on demand (never all in memory).
-
-    What ``train_eegnet``/``predict_proba`` need from ``x``: ``ndim``, ``shape``, ``len`` and indexing by
-    an index array or slice. Full DEAP at 5 s is 1.3 GB of EEG; reading per batch keeps RSS at one batch.
-
-    Shape: indexing returns (B, n_chans, n_times) float32.
-    """
-
-    def __init__(self, cache: Any, modality: str, table: WindowTable, rows: np.ndarray) -> None:
-        self.cache, self.modality, self.table = cache, modality, table
-        self.rows = np.asarray(rows, dtype=np.int64)
-        spec = cache.contract.modality(modality)
-        self.shape = (len(self.rows), spec.n_chans, spec.n_times(table.window_s))
-        self.ndim = 3
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __getitem__(self, idx: Any) -> np.ndarray:
-        r = self.rows[idx]
-        t = self.table
-        return self.cache.get_windows(self.modality, t.window_s, t.subject[r], t.trial[r], t.window[r])
-
-
 def _eegnet_predictions(comp: Comparison, labels: np.ndarray, n_classes: int, progress: bool) -> list[Any]:
     from physiosync.baselines.classical import FoldPrediction
     from physiosync.baselines.eegnet import predict_proba, train_eegnet
+    from physiosync.data.batches import TableWindows
 
     ft = comp.cfg.finetune
     eeg = comp.cache.contract.eeg
@@ -430,83 +342,27 @@ def row_config(comp: Comparison, row: str) -> RunConfig:
     return resolve_config(validate_config(data, f"compare row {row!r}"))
 
 
-def expand_fold_rows(rows: np.ndarray, long_table: WindowTable, short_table: WindowTable) -> np.ndarray:
-    """Rows of ``short_table`` lying inside the given ``long_table`` rows (same subject, trial, seconds).
-
-    Shape: rows (n,) -> (n * r,) sorted, r = long window / short window.
-    """
-    r = int(round(long_table.window_s / short_table.window_s))
-    if abs(r * short_table.window_s - long_table.window_s) > 1e-9:
-        raise ConfigError(f"window {long_table.window_s} s is not a whole number of {short_table.window_s} s windows")
-    rows = np.asarray(rows, dtype=np.int64)
-    n_trials = int(long_table.trial.max()) + 1 if len(long_table) else 0
-    base = (long_table.subject[rows] * n_trials + long_table.trial[rows]) * short_table.n_windows
-    out = (base[:, None] + long_table.window[rows][:, None] * r + np.arange(r)[None, :]).reshape(-1)
-    return np.sort(out)
-
-
-def folds_for_row(comp: Comparison, row_table: WindowTable, resolutions: tuple[float, ...]) -> list[Any]:
-    """The comparison's folds as the row's pipeline must see them (same rows; only its resolutions)."""
-    from physiosync.data.protocols import Fold
-
-    same = row_table.window_s == comp.table.window_s
-
-    def rows(a: np.ndarray) -> np.ndarray:
-        return np.asarray(a) if same else expand_fold_rows(a, comp.table, row_table)
-
-    return [Fold(index=f.index, protocol=f.protocol, leaky=f.leaky, train=rows(f.train), val=rows(f.val),
-                 test=rows(f.test), subject=f.subject, pretrain={w: f.pretrain[w] for w in resolutions},
-                 train_subjects=f.train_subjects, test_subjects=f.test_subjects) for f in comp.folds]
-
-
-def _same_folds(a: list[Any], b: list[Any]) -> bool:
-    return len(a) == len(b) and all(
-        x.index == y.index and all(np.array_equal(getattr(x, p), getattr(y, p)) for p in ("train", "val", "test"))
-        and x.pretrain_keys() == y.pretrain_keys() for x, y in zip(a, b, strict=True)
-    )
-
-
-def write_row_folds(comp: Comparison, row_cfg: RunConfig) -> Path:
-    """Put the comparison's folds into the row's run directory (or check the copy already there)."""
-    from physiosync.data.protocols import load_folds, save_folds
-    from physiosync.experiments.pipeline import RunContext, folds_meta, run_dir_of
-
+def row_folds(comp: Comparison, row_cfg: RunConfig) -> list[Any]:
+    """The comparison's folds as the row's pipeline must see them (same trials; only its resolutions)."""
     assert row_cfg.model.resolutions is not None  # row_config derives from the resolved comparison config
     res = tuple(sorted(row_cfg.model.resolutions))
-    ctx = RunContext(cfg=row_cfg, run_dir=run_dir_of(row_cfg), cache=comp.cache,
-                     table=comp.cache.windows(max(res)), resolutions=res)
-    want = folds_for_row(comp, ctx.table, res)
-    path = ctx.run_dir / "folds.json"
-    if path.is_file():
-        try:
-            have = load_folds(path, comp.cache.hash, folds_meta(ctx))
-        except DataFormatError:
-            have = None
-        if have is not None and _same_folds(have, want):
-            return path
-        log.warning("%s: replacing folds.json that differs from the comparison's", path)
-    ctx.run_dir.mkdir(parents=True, exist_ok=True)
-    save_folds(want, path, comp.cache.hash, folds_meta(ctx))
-    return path
+    return folds_at_window(comp.folds, comp.table, comp.cache.windows(max(res)), res)
 
 
 def run_pipeline_row(comp: Comparison, row: str, progress: bool = True) -> Path:
-    """Run (or resume) one PhysioSync row through the pipeline, on the comparison's folds."""
+    """Run (or resume) one PhysioSync row through the pipeline, on the comparison's folds.
+
+    The pipeline refuses a stale row (made with another configuration) before it writes the folds.
+    """
     from physiosync.experiments.pipeline import run_dir_of, run_pipeline
 
     cfg = row_config(comp, row)
-    d = run_dir_of(cfg)
-    if (d / "config.yaml").is_file():
-        from physiosync.experiments.pipeline import write_run_config
-
-        write_run_config(cfg, d)  # a stale row (made with another configuration) is an error, not a mix
-    write_row_folds(comp, cfg)
-    run_pipeline(cfg, progress=progress)
-    return d
+    run_pipeline(cfg, progress=progress, folds=row_folds(comp, cfg))
+    return run_dir_of(cfg)
 
 
 # --------------------------------------------------------------------------------------------------
-# checks, metrics and the paired test
+# checks and metrics
 
 
 def check_row_folds(comp: Comparison, row: str) -> str:
@@ -541,8 +397,8 @@ def check_row_folds(comp: Comparison, row: str) -> str:
 
         rfolds = load_folds(row_dir(comp, row) / "folds.json", comp.cache.hash)
         res = tuple(sorted(rfolds[0].pretrain)) if rfolds else comp.resolutions
-        want_folds = folds_for_row(comp, comp.cache.windows(max(res)), res)
-        if not _same_folds(rfolds, want_folds):
+        want_folds = folds_at_window(comp.folds, comp.table, comp.cache.windows(max(res)), res)
+        if not same_folds(rfolds, want_folds):
             raise DataFormatError(row_dir(comp, row) / "folds.json", "folds", "folds that differ",
                                   f"the comparison's folds ({comp.dir / 'folds.json'})")
     return "identical test windows" + (" (short windows inside the same long windows)" if expanded else "")
@@ -567,79 +423,23 @@ def _make_results(comp: Comparison, blocks: dict[str, dict[str, Any]]) -> dict[s
     return make_results(comp.cfg.protocol.name, blocks, official=comp.cfg.protocol.official)
 
 
-def paired_test(block: dict[str, Any], ref: dict[str, Any], min_folds: int = MIN_FOLD_PAIRS) -> dict[str, Any]:
-    """Wilcoxon signed-rank test of a row's accuracy against the reference row's, paired by fold.
-
-    With fewer than ``min_folds`` common folds the pairs are per-subject accuracies (from the predictions
-    of all folds) instead. Returns ``unit`` (``folds``/``subjects``), ``statistic``, ``p_value``, ``n``
-    (pairs) and ``note`` (why a number is missing, e.g. every difference is zero).
-    """
-    from scipy.stats import wilcoxon
-
-    a = {f["fold"]: f["accuracy"] for f in block["folds"]}
-    b = {f["fold"]: f["accuracy"] for f in ref["folds"]}
-    unit = "folds"
-    if len(set(a) & set(b)) < min_folds:
-        unit = "subjects"
-        a = {s["subject"]: s["accuracy"] for s in block["subjects"]["per_subject"]}
-        b = {s["subject"]: s["accuracy"] for s in ref["subjects"]["per_subject"]}
-    keys = sorted(set(a) & set(b))
-    x, y = np.array([a[k] for k in keys], dtype=float), np.array([b[k] for k in keys], dtype=float)
-    out: dict[str, Any] = {"unit": unit, "statistic": None, "p_value": None, "n": len(keys), "note": ""}
-    if len(keys) == 0:
-        out["note"] = "no common pairs"
-    elif np.all(x == y):
-        out["note"] = "all paired differences are zero"
-    else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            res = wilcoxon(x, y)
-        out.update(statistic=float(res.statistic), p_value=float(res.pvalue))
-    return out
-
-
 # --------------------------------------------------------------------------------------------------
 # output
 
 
 def build_comparison(comp: Comparison, rows: list[str], status: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The ``comparison.json`` document: per-row ``results``, the flat table, status and metadata."""
-    from physiosync.data.protocols import describe_protocol
+    from physiosync.data.protocols import LEAKY_PROTOCOLS, describe_protocol
+    from physiosync.evaluation.comparison import comparison_table
+    from physiosync.evaluation.statistics import MIN_FOLD_PAIRS
 
     ran = [r for r in rows if status[r]["status"] != "skipped"]
     results = {r: _make_results(comp, summarise_row(comp, r)) for r in ran}
-    ref = results.get(REFERENCE_ROW)
-    table = []
-    for r in ran:
-        spec = ROWS[r]
-        kind = "baseline" if isinstance(spec, BaselineRow) else ("physiosync" if r == REFERENCE_ROW else "ablation")
-        for label, b in results[r]["labels"].items():
-            s, subj = b["summary"], b["subjects"]["summary"]
-            line: dict[str, Any] = {"row": r, "label": label, "kind": kind, "n_classes": b["n_classes"],
-                                    "f1_kind": b["f1_kind"]}
-            for m in ("accuracy", "balanced_accuracy", "f1", "f1_macro", "trial_vote_accuracy", "majority_accuracy"):
-                st = s.get(m) or {}
-                keep = m != "f1_macro" or b["n_classes"] > 2
-                line[f"{m}_mean"] = st.get("mean") if keep else None
-                line[f"{m}_std"] = st.get("std") if keep else None
-            chance = b.get("chance") or {}
-            line.update(chance_mean=chance.get("chance_mean"), chance_std=chance.get("chance_std"),
-                        chance_p=chance.get("p_value"))
-            for m in ("accuracy", "balanced_accuracy"):
-                line[f"subject_{m}_mean"] = (subj.get(m) or {}).get("mean")
-                line[f"subject_{m}_std"] = (subj.get(m) or {}).get("std")
-            line.update(n_folds=s["n_folds"], n_subjects=subj["n_subjects"], ddof=results[r]["ddof"])
-            if r == REFERENCE_ROW or ref is None or label not in ref["labels"]:
-                why = "reference row" if r == REFERENCE_ROW else "physiosync row not run"
-                line.update(test_unit=None, wilcoxon_statistic=None, wilcoxon_p=None, wilcoxon_n=None, note=why)
-            else:
-                t = paired_test(b, ref["labels"][label])
-                line.update(test_unit=t["unit"], wilcoxon_statistic=t["statistic"], wilcoxon_p=t["p_value"],
-                            wilcoxon_n=t["n"], note=t["note"])
-            table.append(line)
+    kinds = {r: "baseline" if isinstance(ROWS[r], BaselineRow) else ("physiosync" if r == REFERENCE_ROW else "ablation")
+             for r in ran}
+    table = comparison_table(results, kinds, REFERENCE_ROW)
     cfg = comp.cfg
     proto = cfg.protocol.name
-    from physiosync.data.protocols import LEAKY_PROTOCOLS
 
     return {
         "format_version": COMPARISON_FORMAT_VERSION,
@@ -661,173 +461,3 @@ def build_comparison(comp: Comparison, rows: list[str], status: dict[str, dict[s
             "resolutions": list(comp.resolutions), "labels": list(cfg.labels),
         },
     }
-
-
-def _pct(mean: Any, std: Any = None) -> str:
-    if mean is None:
-        return "—"
-    return f"{100 * mean:.1f} ± {100 * std:.1f}" if std is not None else f"{100 * mean:.1f}"
-
-
-def _p(line: dict[str, Any]) -> str:
-    if line["wilcoxon_p"] is None:
-        return "n/a" + (f" ({line['note']})" if line.get("note") else "")
-    return f"W={line['wilcoxon_statistic']:g}, p={line['wilcoxon_p']:.3g}, n={line['wilcoxon_n']} {line['test_unit']}"
-
-
-def protocol_header(doc: dict[str, Any]) -> list[str]:
-    """Protocol name, folds and whether it leaks: the first thing every comparison output says."""
-    p = doc["protocol"]
-    leak = ("LEAKY — test windows share trials with training; numbers measure trial identification"
-            if p["leaky"] else "does not leak")
-    return [f"protocol: {p['name']}{' (official folds)' if p['official'] else ''} — {leak}; "
-            f"{len(p['folds_run'])} of {p['n_folds']} folds run; mean ± std over folds (ddof {doc['ddof']}), %"]
-
-
-def format_comparison(doc: dict[str, Any]) -> str:
-    """Console table: protocol first, then one line per (row, label)."""
-    lines = protocol_header(doc)
-    head = (f"{'row':<17} {'label':<8} {'accuracy':>12} {'bal. acc.':>12} {'F1':>12} {'trial vote':>12} "
-            f"{'majority':>12} {'chance':>12}  paired test vs physiosync")
-    lines += [head, "-" * len(head)]
-    for x in doc["table"]:
-        lines.append(f"{x['row']:<17} {x['label']:<8} {_pct(x['accuracy_mean'], x['accuracy_std']):>12} "
-                     f"{_pct(x['balanced_accuracy_mean'], x['balanced_accuracy_std']):>12} "
-                     f"{_pct(x['f1_mean'], x['f1_std']):>12} "
-                     f"{_pct(x['trial_vote_accuracy_mean'], x['trial_vote_accuracy_std']):>12} "
-                     f"{_pct(x['majority_accuracy_mean'], x['majority_accuracy_std']):>12} "
-                     f"{_pct(x.get('chance_mean'), x.get('chance_std')):>12}  {_p(x)}")
-    for r, st in doc["rows"].items():
-        if st["status"] == "skipped":
-            lines.append(f"{r}: {st['note']}")
-    return "\n".join(lines)
-
-
-def render_markdown(doc: dict[str, Any], plot: str | None) -> str:
-    """Text of ``comparison.md``."""
-    from physiosync.evaluation.report import chance_cells, chance_legend
-
-    p, meta = doc["protocol"], doc["meta"]
-    lines = ["# PhysioSync comparison — baselines and ablations under the same folds", ""]
-    if p["leaky"]:
-        lines += ["> **⚠ LEAKY PROTOCOL (`paper`).** Test windows share trials with training windows; these",
-                  "> numbers largely measure trial identification. Use them only against the published table.", ""]
-    lines += ["## Protocol", "", *protocol_header(doc), "", p["description"], "",
-              f"Folds: `{p['folds_file']}` (folds {p['folds_run']} run), identical for every row "
-              "(checked on each row's test windows).", "",
-              f"Dataset {meta['dataset']} ({meta['data_origin']}), preset {meta['preset'] or '—'}, seed "
-              f"{meta['seed']}, device {meta['device']} ({meta.get('precision', '—')}), cache {str(meta['cache_hash'])[:12]}, fine-tuning windows "
-              f"{meta['window_s']:g} s, resolutions {', '.join(f'{w:g} s' for w in meta['resolutions'])}.", ""]
-    if meta["data_origin"] == "synthetic":
-        lines += ["*Synthetic data: these numbers exercise the pipeline and say nothing about emotion recognition.*",
-                  ""]
-    lines += [
-        "## Results (%, mean ± std over folds; subjects: mean ± std over subjects; ddof 0)", "",
-        "| row | label | accuracy | balanced acc. | F1 | macro F1 | trial-vote acc. | accuracy over subjects | "
-        "majority baseline | permutation chance | p (perm.) | paired test vs physiosync |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    n_perm = next((b["chance"].get("n_permutations") for res in doc["results"].values()
-                   for b in res["labels"].values() if b.get("chance")), None)
-    for x in doc["table"]:
-        chance = ({"chance_mean": x["chance_mean"], "chance_std": x["chance_std"], "p_value": x["chance_p"]}
-                  if x.get("chance_mean") is not None else None)
-        chance_cell, p_cell = chance_cells(chance, digits=1)
-        lines.append(
-            f"| {x['row']} | {x['label']} | {_pct(x['accuracy_mean'], x['accuracy_std'])} | "
-            f"{_pct(x['balanced_accuracy_mean'], x['balanced_accuracy_std'])} | "
-            f"{_pct(x['f1_mean'], x['f1_std'])} ({x['f1_kind']}) | {_pct(x['f1_macro_mean'], x['f1_macro_std'])} | "
-            f"{_pct(x['trial_vote_accuracy_mean'], x['trial_vote_accuracy_std'])} | "
-            f"{_pct(x['subject_accuracy_mean'], x['subject_accuracy_std'])} | "
-            f"{_pct(x['majority_accuracy_mean'], x['majority_accuracy_std'])} | {chance_cell} | {p_cell} | {_p(x)} |")
-    lines += ["", chance_legend(n_perm, "the row's"), "", "Paired test: two-sided Wilcoxon signed-rank test (`scipy.stats.wilcoxon`) of the row's "
-              "accuracy against the `physiosync` row's, paired by fold (by subject when there are fewer than "
-              f"{MIN_FOLD_PAIRS} folds; the unit is named in each cell). W is the smaller signed-rank sum, n the "
-              "number of pairs. A small p says the two rows differ consistently across folds; it says nothing "
-              "about which protocol is honest.", "", "## Rows", "", "| row | status | what it is |", "|---|---|---|"]
-    for r, st in doc["rows"].items():
-        what = st["status"] if st["status"] != "skipped" else st["note"]
-        if st.get("folds_check"):
-            what += f"; {st['folds_check']}"
-        lines.append(f"| {r} | {what} | {st['description']} |")
-    if plot:
-        lines += ["", "## Plot", "", f"![{plot}]({plot})"]
-    return "\n".join(lines) + "\n"
-
-
-_KIND_COLOURS = {"baseline": "tab:gray", "physiosync": "tab:green", "ablation": "tab:blue"}
-
-
-def comparison_figure(doc: dict[str, Any]) -> Any:
-    """Per-row accuracy (error bars: std over folds), each row's permutation chance as a diamond and the
-    majority baseline as a dashed line; one panel per label, one legend outside the panels.
-
-    Returns:
-        A matplotlib ``Figure`` (Agg canvas, no pyplot global state, no display needed).
-    """
-    from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
-    labels = list(dict.fromkeys(x["label"] for x in doc["table"]))
-    n_rows = len({x["row"] for x in doc["table"]})
-    fig = Figure(figsize=(max(5.0, 0.55 * n_rows + 2) + 2.2, 3.6 * max(1, len(labels))), layout="constrained")
-    kinds: list[str] = []
-    for i, label in enumerate(labels):
-        ax = fig.add_subplot(max(1, len(labels)), 1, i + 1)
-        lines = [x for x in doc["table"] if x["label"] == label]
-        acc = [100 * (x["accuracy_mean"] or 0.0) for x in lines]
-        err = [100 * (x["accuracy_std"] or 0.0) for x in lines]
-        for x in lines:
-            kinds += [x["kind"]] if x["kind"] not in kinds else []
-        ax.bar(range(len(lines)), acc, yerr=err, color=[_KIND_COLOURS.get(x["kind"], "tab:blue") for x in lines],
-               capsize=3)
-        chance = [(j, 100 * x["chance_mean"]) for j, x in enumerate(lines) if x.get("chance_mean") is not None]
-        if chance:
-            # a diamond, not a tick: a black tick would read as an error-bar cap
-            ax.scatter(*zip(*chance, strict=True), color="gold", edgecolors="black", marker="D", s=36, zorder=3)
-        maj = [x["majority_accuracy_mean"] for x in lines if x["majority_accuracy_mean"] is not None]
-        if maj:
-            ax.axhline(100 * float(np.mean(maj)), color="tab:red", ls="--", lw=1)
-        ax.set_xticks(range(len(lines)), [x["row"] for x in lines], rotation=45, ha="right", fontsize=8)
-        ax.set(ylim=(0, 100), ylabel="accuracy (%)", xlabel="row",
-               title=f"{label}: accuracy, mean ± std over folds ({doc['protocol']['name']})")
-        ax.grid(axis="y", alpha=0.3)
-    handles = [Patch(color=_KIND_COLOURS.get(k, "tab:blue"), label=k) for k in kinds]
-    handles += [Line2D([], [], color="gold", mec="black", marker="D", ms=6, ls="none", label="permutation chance"),
-                Line2D([], [], color="tab:red", ls="--", lw=1, label="majority baseline")]
-    fig.legend(handles=handles, loc="outside right upper", fontsize=8, frameon=False)
-    return fig
-
-
-def plot_comparison(path: Path, doc: dict[str, Any]) -> None:
-    """Write :func:`comparison_figure` as a PNG (atomically)."""
-    fig = comparison_figure(doc)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-
-
-def write_comparison(cdir: Path, doc: dict[str, Any]) -> dict[str, Path]:
-    """Write ``comparison.{md,csv,json,png}`` atomically; returns name -> path."""
-    out = {n: cdir / f"comparison.{n}" for n in ("json", "csv", "png", "md")}
-    write_json_atomic(out["json"], doc)
-    with atomic_path(out["csv"]) as tmp, open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(CSV_COLUMNS))
-        w.writeheader()
-        for line in doc["table"]:
-            w.writerow({k: ("" if line.get(k) is None else line[k]) for k in CSV_COLUMNS})
-    plot = None
-    if doc["table"]:
-        plot_comparison(out["png"], doc)
-        plot = out["png"].name
-    else:
-        out.pop("png")
-    write_text_atomic(out["md"], render_markdown(doc, plot))
-    return out
-
-
-
-if __name__ == "__main__":  # pragma: no cover
-    from physiosync.cli import main
-
-    sys.exit(main(["compare", *sys.argv[1:]]))

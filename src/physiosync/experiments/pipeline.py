@@ -11,6 +11,13 @@ A run lives in ``runs_dir/name/``::
     predictions/                    per fold and label CSV tables (subject, trial, window, truth, probabilities)
     report.md, results.json, results.csv, plots/
 
+Public API (what ``physiosync run``, ``compare`` and library users call; re-exported by ``physiosync``):
+:func:`start_run` (resolve the config, choose device and precision, save or check ``config.yaml``),
+:func:`prepare` (the window cache and the fused window lengths, as :class:`PreparedData`),
+:func:`make_run_folds` / :func:`select_folds` (``folds.json``: drawn once, or given by the caller) and
+:func:`run_pipeline` (all of the above, then the stages). The ``stage_*`` functions and
+:class:`RunContext` are this module's internals.
+
 Every stage is resumable: finished pre-trainings and folds are skipped, unfinished ones continue from their
 last per-epoch checkpoint, so re-running the same command after an interruption (even SIGKILL) completes
 the run with the same numbers as an uninterrupted one. Each stage writes its completion marker last
@@ -32,30 +39,47 @@ from typing import Any
 
 import numpy as np
 
-from physiosync.atomic import write_json_atomic, write_text_atomic
-from physiosync.config import (
-    RunConfig,
-    dump_config,
-    load_config,
-    read_yaml,
-    resolve_config,
-    validate_config,
-    window_problem,
+from physiosync.atomic import write_json_atomic
+from physiosync.config import RunConfig, resolve_config, window_problem
+from physiosync.errors import ConfigError, DataFormatError
+from physiosync.experiments.rundir import (  # re-exported: part of the pipeline's public API
+    config_differences,
+    load_run_config,
+    require_data_dir,
+    resolve_run_precision,
+    run_dir_of,
+    write_run_config,
 )
-from physiosync.errors import ConfigError, DataFormatError, shorten
 
 log = logging.getLogger("physiosync")
 
+__all__ = [  # the public API (the rest are the stages' internals)
+    "STAGES", "PreparedData", "config_differences", "folds_meta", "load_run_config", "make_run_folds", "prepare",
+    "pretrain_signature", "require_data_dir", "resolve_run_precision", "run_dir_of", "run_pipeline", "select_folds",
+    "start_run", "write_run_config",
+]
+
 STAGES = ("prepare", "folds", "pretrain", "finetune", "evaluate", "report")
-# keys that may differ between the saved config of a run and a resumed invocation (``dataset.origin`` only
-# says what the data are, for the report: correcting it must not invalidate a finished run)
-_RUNTIME_KEYS = {("device",), ("n_threads",), ("protocol", "folds"), ("runs_dir",), ("pretrain_store",), ("preset",),
-                 ("pretrain", "keep_checkpoint"), ("finetune", "keep_checkpoint"), ("dataset", "origin")}
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """A prepared dataset as a run sees it: the window cache and the window lengths it fuses.
+
+    Attributes:
+        cache: The :class:`~physiosync.data.cache.WindowCache` (built or reused).
+        resolutions: The resolved ``model.resolutions``, ascending.
+        table: The fine-tuning table (windows of the longest resolution); fold rows index it.
+    """
+
+    cache: Any
+    resolutions: tuple[float, ...]
+    table: Any
 
 
 @dataclass
 class RunContext:
-    """Objects shared by the stages of one run."""
+    """Objects shared by the stages of one run (internal: callers use the public functions above)."""
 
     cfg: RunConfig
     run_dir: Path
@@ -65,170 +89,157 @@ class RunContext:
     folds: list[Any] | None = None
     device: Any = None
 
-
-def resolve_run_precision(cfg: RunConfig, run_dir: Path, device: Any) -> RunConfig:
-    """Replace ``precision: auto`` by what runs (``fp32`` or ``bf16``) so the saved config and reports say it.
-
-    A run keeps the precision it started with: resuming an ``auto`` run on another machine continues in
-    the saved precision (bf16 runs everywhere, only slower without hardware support; fp32 stays fp32), so
-    every number of one run comes from one arithmetic, and pre-trainings are reused only by runs of the
-    same precision (it is part of :func:`pretrain_signature`). An explicit ``--set precision=...`` that
-    differs from the saved run is refused by :func:`write_run_config` like any other config change.
-    """
-    from physiosync.training.runtime import resolve_precision
-
-    if cfg.precision != "auto":
-        return cfg
-    chosen = resolve_precision("auto", device)
-    saved_path = run_dir / "config.yaml"
-    if saved_path.is_file():
-        saved = read_yaml(saved_path).get("precision")
-        if saved in ("fp32", "bf16"):
-            if saved != chosen:
-                log.warning("%s: continuing in the run's saved precision %s (auto on this machine would pick %s)",
-                            saved_path, saved, chosen)
-            chosen = saved
-    return cfg.model_copy(update={"precision": chosen})
-
-
-def run_dir_of(cfg: RunConfig) -> Path:
-    return Path(cfg.runs_dir) / cfg.name
-
-
-def _strip_runtime(d: dict[str, Any]) -> dict[str, Any]:
-    d = json.loads(json.dumps(d))
-    for path in _RUNTIME_KEYS:
-        node = d
-        for p in path[:-1]:
-            node = node.get(p, {})
-        node.pop(path[-1], None)
-    return d
-
-
-def config_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
-    """``key: <old> there, <new> now`` for every dotted key whose value differs (sorted by key)."""
-    out: list[str] = []
-    for k in sorted(set(old) | set(new)):
-        a, b = old.get(k), new.get(k)
-        if a == b:
-            continue
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += config_differences(a, b, f"{prefix}{k}.")
-        else:
-            out.append(f"{prefix}{k}: {shorten(json.dumps(a), 60)} there, {shorten(json.dumps(b), 60)} now")
-    return out
-
-
-def write_run_config(cfg: RunConfig, run_dir: Path) -> None:
-    """Save the resolved config; refuse to mix a run directory with a different configuration.
-
-    Both sides are compared resolved (:func:`resolve_config`): a saved config from a version that did not
-    fill every dataset default still matches the same configuration given again, so re-running the
-    identical command resumes. The error names the keys that differ.
-    """
-    path = run_dir / "config.yaml"
-    cfg = resolve_config(cfg)
-    if path.exists():
-        old = resolve_config(load_config(path))
-        diff = config_differences(_strip_runtime(old.model_dump(mode="json")),
-                                  _strip_runtime(cfg.model_dump(mode="json")))
-        if diff:
-            shown = "; ".join(diff[:4]) + (f"; and {len(diff) - 4} more" if len(diff) > 4 else "")
-            raise ConfigError(
-                f"{path}: this run directory was made with a different configuration ({shown}); "
-                f"choose another name (--set name=...) or delete {run_dir} to start over"
-            )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, dump_config(cfg))
-
-
-def load_run_config(run_dir: str | Path, overrides: list[str] | None = None) -> RunConfig:
-    """The saved config of an existing run directory (for the single-stage commands)."""
-    run_dir = Path(run_dir)
-    path = run_dir / "config.yaml"
-    if not path.is_file():
-        raise ConfigError(f"{run_dir}: not a run directory (no config.yaml); start one with `physiosync run`")
-    cfg = load_config(path, overrides=overrides)
-    # a moved run directory still works: runs_dir/name is where it is now
-    data = cfg.model_dump()
-    data["runs_dir"] = run_dir.parent
-    data["name"] = run_dir.name
-    return validate_config(data, str(path))
+    @property
+    def data(self) -> PreparedData:
+        return PreparedData(cache=self.cache, resolutions=self.resolutions, table=self.table)
 
 
 # --------------------------------------------------------------------------------------------------
 # stages
 
 
-def require_data_dir(cfg: RunConfig) -> None:
-    """Refuse a run without data before anything is written (run and compare call it first)."""
-    if cfg.dataset.data_dir is None:
-        raise ConfigError("dataset.data_dir is not set (use --set dataset.data_dir=PATH or the config file)")
+def start_run(cfg: RunConfig, run_dir: Path | None = None) -> tuple[RunConfig, Any]:
+    """Open a run directory: the config every stage will see, and the device it runs on.
+
+    Resolves the config (:func:`physiosync.config.resolve_config`), picks the device and replaces
+    ``precision: auto`` by what runs there (:func:`resolve_run_precision`), refuses a run without data
+    before anything is written, saves ``config.yaml`` — refusing a directory made with another
+    configuration (:func:`write_run_config`) — and removes the stale temporary files of killed processes
+    from the directory and the pre-training store.
+
+    Args:
+        run_dir: Where the run lives; default ``runs_dir/name`` (``compare`` passes its own directory).
+
+    Returns:
+        ``(resolved config, torch device)``.
+    """
+    from physiosync.atomic import clean_stale_temps
+    from physiosync.training.runtime import resolve_device
+
+    cfg = resolve_config(cfg)  # every dataset default filled once, before any stage sees the config
+    run_dir = run_dir_of(cfg) if run_dir is None else Path(run_dir)
+    device = resolve_device(cfg.device)
+    cfg = resolve_run_precision(cfg, run_dir, device)  # auto -> what runs here (saved)
+    require_data_dir(cfg)  # bad settings are refused before the run directory is made
+    write_run_config(cfg, run_dir)
+    # Only stale temps (clean_stale_temps): other processes may be writing into a shared store at the same
+    # time (folds fanned out over machines).
+    clean_stale_temps(run_dir, recursive=True)
+    if cfg.pretrain_store is not None:
+        clean_stale_temps(cfg.pretrain_store, recursive=True)
+    return cfg, device
+
+
+def prepare(cfg: RunConfig, progress: bool = True) -> PreparedData:
+    """Build or reuse the window cache; the fused window lengths are the resolved ``model.resolutions``.
+
+    Raises:
+        ConfigError: no data directory, or windows that do not tile the prepared trials.
+    """
+    from physiosync.data.cache import build_cache
+
+    require_data_dir(cfg)
+    if cfg.model.resolutions is None:  # a programming error: entry points resolve first
+        raise RuntimeError("prepare needs a config filled by physiosync.config.resolve_config")
+    cache = build_cache(cfg, progress=progress)
+    resolutions = tuple(sorted(cfg.model.resolutions))
+    # The schema checked the windows against the dataset facts; the prepared trials are what counts.
+    problem = window_problem(list(resolutions), int(cache.n_samples), float(cache.sfreq))
+    if problem:
+        raise ConfigError(f"model.resolutions {list(resolutions)}: {problem} (cache {cache.path})")
+    return PreparedData(cache=cache, resolutions=resolutions, table=cache.windows(max(resolutions)))
 
 
 def stage_prepare(ctx: RunContext, progress: bool = True) -> None:
-    """Build or reuse the cache; the fused window lengths are the resolved ``model.resolutions``."""
-    from physiosync.data.cache import build_cache
-
-    require_data_dir(ctx.cfg)
-    if ctx.cfg.model.resolutions is None:  # a programming error: entry points resolve first
-        raise RuntimeError("stage_prepare needs a config filled by physiosync.config.resolve_config")
-    ctx.cache = build_cache(ctx.cfg, progress=progress)
-    ctx.resolutions = tuple(sorted(ctx.cfg.model.resolutions))
-    # The schema checked the windows against the dataset facts; the prepared trials are what counts.
-    problem = window_problem(list(ctx.resolutions), int(ctx.cache.n_samples), float(ctx.cache.sfreq))
-    if problem:
-        raise ConfigError(f"model.resolutions {list(ctx.resolutions)}: {problem} (cache {ctx.cache.path})")
-    ctx.table = ctx.cache.windows(max(ctx.resolutions))
+    data = prepare(ctx.cfg, progress=progress)
+    ctx.cache, ctx.resolutions, ctx.table = data.cache, data.resolutions, data.table
 
 
-def folds_meta(ctx: RunContext) -> dict[str, Any]:
-    """The settings a run's ``folds.json`` must match to be reused (``compare`` writes folds with it)."""
-    cfg = ctx.cfg
+def folds_meta(cfg: RunConfig, data: PreparedData) -> dict[str, Any]:
+    """The settings a run's ``folds.json`` must match to be reused."""
     return {
         "protocol": cfg.protocol.model_dump(mode="json", exclude={"folds"}),
         "seed": cfg.seed,
-        "window_s": float(ctx.table.window_s),
-        "pretrain_window_s": [float(w) for w in ctx.resolutions],
+        "window_s": float(data.table.window_s),
+        "pretrain_window_s": [float(w) for w in data.resolutions],
         "val_fraction": cfg.pretrain.val_fraction,
     }
 
 
-def stage_folds(ctx: RunContext) -> None:
+def make_run_folds(cfg: RunConfig, data: PreparedData, run_dir: Path, folds: list[Any] | None = None) -> list[Any]:
+    """The run's folds: ``run_dir/folds.json`` if it exists, else drawn by the protocol and saved there.
+
+    Args:
+        folds: Folds chosen by the caller (rows of ``data.table``; ``compare`` gives every row the
+            comparison's folds): saved as the run's ``folds.json``, unless an identical copy is already
+            there (a differing one is replaced, with a warning), then used like drawn ones.
+
+    Raises:
+        DataFormatError: a saved ``folds.json`` drawn for other data or settings.
+    """
     from physiosync.data.protocols import load_folds, make_folds, save_folds
 
-    cfg = ctx.cfg
-    meta = folds_meta(ctx)
-    path = ctx.run_dir / "folds.json"
+    meta = folds_meta(cfg, data)
+    path = Path(run_dir) / "folds.json"
+    if folds is not None:
+        _save_given_folds(path, folds, data.cache.hash, meta)
     if path.exists():
         try:
-            ctx.folds = load_folds(path, ctx.cache.hash, meta)
+            return load_folds(path, data.cache.hash, meta)
         except DataFormatError as e:
             # The run's config matched (write_run_config), so the data or the preprocessing changed since
             # these folds were drawn: say so, and what to do, rather than ask for a file the user never made.
             raise DataFormatError(
                 path, e.field, e.found, e.expected,
-                hint=f"the folds saved in {ctx.run_dir} were drawn for other data or settings, so this run "
-                     f"cannot be resumed; delete {ctx.run_dir} or choose another name (--set name=...)",
+                hint=f"the folds saved in {run_dir} were drawn for other data or settings, so this run "
+                     f"cannot be resumed; delete {run_dir} or choose another name (--set name=...)",
             ) from None
-        return
-    folds = make_folds(ctx.table, cfg.protocol, cfg.seed, pretrain_window_s=ctx.resolutions,
-                       n_windows={w: ctx.cache.n_windows(w) for w in ctx.resolutions},
+    drawn = make_folds(data.table, cfg.protocol, cfg.seed, pretrain_window_s=data.resolutions,
+                       n_windows={w: data.cache.n_windows(w) for w in data.resolutions},
                        val_fraction=cfg.pretrain.val_fraction)
-    save_folds(folds, path, ctx.cache.hash, meta)
-    ctx.folds = folds
+    save_folds(drawn, path, data.cache.hash, meta)
+    return drawn
+
+
+def _save_given_folds(path: Path, folds: list[Any], cache_hash: str, meta: dict[str, Any]) -> None:
+    from physiosync.data.fold_windows import same_folds
+    from physiosync.data.protocols import load_folds, save_folds
+
+    if path.is_file():
+        try:
+            have = load_folds(path, cache_hash, meta)
+        except DataFormatError:
+            have = None
+        if have is not None and same_folds(have, folds):
+            return
+        log.warning("%s: replacing folds.json that differs from the given folds", path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_folds(folds, path, cache_hash, meta)
+
+
+def stage_folds(ctx: RunContext, folds: list[Any] | None = None) -> None:
+    ctx.folds = make_run_folds(ctx.cfg, ctx.data, ctx.run_dir, folds)
+
+
+def select_folds(cfg: RunConfig, folds: list[Any]) -> list[Any]:
+    """The folds to run: ``protocol.folds`` (indices) of ``folds``, or all of them.
+
+    Raises:
+        ConfigError: an index the protocol does not have.
+    """
+    wanted = cfg.protocol.folds
+    if wanted is None:
+        return list(folds)
+    by_index = {f.index: f for f in folds}
+    missing = [k for k in wanted if k not in by_index]
+    if missing:
+        raise ConfigError(f"protocol.folds: no fold(s) {missing}; this protocol has folds 0..{len(folds) - 1}")
+    return [by_index[k] for k in wanted]
 
 
 def selected_folds(ctx: RunContext) -> list[Any]:
-    wanted = ctx.cfg.protocol.folds
     assert ctx.folds is not None
-    if wanted is None:
-        return list(ctx.folds)
-    by_index = {f.index: f for f in ctx.folds}
-    missing = [k for k in wanted if k not in by_index]
-    if missing:
-        raise ConfigError(f"protocol.folds: no fold(s) {missing}; this protocol has folds 0..{len(ctx.folds) - 1}")
-    return [by_index[k] for k in wanted]
+    return select_folds(ctx.cfg, ctx.folds)
 
 
 # ModelConfig fields that do not change a pre-trained encoder (classifier and fusion only)
@@ -386,19 +397,6 @@ def load_histories(ctx: RunContext) -> dict[str, Any]:
     return {"pretrain": pre, "finetune": fine}
 
 
-def clean_run_temps(ctx: RunContext) -> None:
-    """Remove the temp files/dirs that killed processes left in the run directory and pre-training store.
-
-    Only stale ones (:func:`physiosync.atomic.clean_stale_temps`): other processes may be writing into a
-    shared store at the same time (folds fanned out over machines).
-    """
-    from physiosync.atomic import clean_stale_temps
-
-    clean_stale_temps(ctx.run_dir, recursive=True)
-    if ctx.cfg.pretrain_store is not None:
-        clean_stale_temps(ctx.cfg.pretrain_store, recursive=True)
-
-
 def run_meta(ctx: RunContext) -> dict[str, Any]:
     """Facts about the run that every report states next to the numbers."""
     cfg = ctx.cfg
@@ -433,30 +431,30 @@ def run_pipeline(
     cfg: RunConfig,
     stages: tuple[str, ...] = STAGES,
     progress: bool = True,
+    folds: list[Any] | None = None,
 ) -> dict[str, Any]:
     """Run the given stages of a run (all by default); returns results when ``evaluate`` ran.
 
     Stages after ``prepare`` and ``folds`` need those two, so they always run (cheap when cached).
+
+    Args:
+        folds: Use these folds (rows of the run's fine-tuning table) instead of drawing the protocol's:
+            see :func:`make_run_folds`. ``compare`` runs its PhysioSync rows on its own folds this way.
     """
-    from physiosync.training.runtime import resolve_device, seed_everything, set_threads, tune_cpu_runtime
+    from physiosync.training.runtime import seed_everything, set_threads, tune_cpu_runtime
 
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise ConfigError(f"unknown stage(s) {unknown}; expected some of {list(STAGES)}")
     set_threads(cfg.n_threads)
     seed_everything(cfg.seed)
-    cfg = resolve_config(cfg)  # every dataset default filled once, before any stage sees the config
-    device = resolve_device(cfg.device)
-    cfg = resolve_run_precision(cfg, run_dir_of(cfg), device)  # auto -> what runs here (saved)
+    cfg, device = start_run(cfg)
     ctx = RunContext(cfg=cfg, run_dir=run_dir_of(cfg), device=device)
-    require_data_dir(cfg)  # bad settings are refused before the run directory is made
     if ctx.device.type == "cpu":
         tune_cpu_runtime()  # reuse large per-step buffers, flush denormals (runtime docstrings)
-    write_run_config(cfg, ctx.run_dir)
-    clean_run_temps(ctx)
     t0 = time.perf_counter()
     stage_prepare(ctx, progress=progress)
-    stage_folds(ctx)
+    stage_folds(ctx, folds)
     timings: dict[str, float] = {}
     results: dict[str, Any] = {}
     for stage in ("pretrain", "finetune", "evaluate", "report"):

@@ -1,4 +1,4 @@
-"""``physiosync describe-model``: parameter counts and forward FLOPs per module (method-spec §3.9, §8.1).
+"""Parameter counts and forward FLOPs per module (method-spec §3.9, §8.1), for ``physiosync describe-model``.
 
 Every module is built on the ``meta`` device: counts and FLOPs need shapes only, so describing the
 120 M-parameter DEAP 5 s pre-training model allocates no weights and takes a second or two.
@@ -8,13 +8,12 @@ Counts are plain integers (no "M" rounding) so they can be compared with §3.9 d
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from physiosync.config import ModelConfig, dataset_defaults, load_config, resolve_config
+from physiosync.config import ModelConfig, dataset_defaults
 from physiosync.data.contract import DataContract
 from physiosync.models.encoder import is_parity_name
 from physiosync.models.flops import batch_flops, count_flops, module_flops
@@ -84,30 +83,3 @@ def format_table(rows: Sequence[tuple[str, int, int, float]], show_parity: bool)
         lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))))
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from physiosync.config import registered_datasets
-
-    parser.add_argument("--dataset", choices=registered_datasets(), default=None, help="default: config dataset.name")
-    parser.add_argument("--parity", action="store_true", help="create the unused modules of the authors' code (D20)")
-    parser.add_argument("--config", default=None, help="YAML config file")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-
-
-def run(args: argparse.Namespace) -> int:
-    from physiosync.data.facts import prepared_contract
-
-    overrides = [*args.overrides, *([f"dataset.name={args.dataset}"] if args.dataset else [])]
-    cfg = resolve_config(load_config(args.config, overrides))  # --dataset before resolving its defaults
-    dataset = cfg.dataset.name
-    model_cfg = cfg.model.model_copy(update={"parity": cfg.model.parity or args.parity})
-    assert model_cfg.resolutions is not None
-    windows = tuple(sorted({1.0, 5.0, *model_cfg.resolutions}))
-    contract = prepared_contract(dataset, windows)
-    rows = describe_rows(contract, model_cfg)
-    res = ", ".join(f"{w:g} s" for w in sorted(model_cfg.resolutions))
-    print(f"{dataset}: resolutions {res}; fusion {model_cfg.fusion}; parity {'on' if model_cfg.parity else 'off'}")
-    print(format_table(rows, show_parity=model_cfg.parity))
-    print("MFLOPs: forward, per sample (fine-tuning: per longest window), matmul FLOPs = 2 x multiply-adds.")
-    return 0
