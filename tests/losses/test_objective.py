@@ -8,7 +8,8 @@ from physiosync.config import ModelConfig, PretrainConfig
 from physiosync.data.contract import DataContract, ModalitySpec
 from physiosync.errors import ConfigError
 from physiosync.losses.contrastive import nt_xent
-from physiosync.losses.objective import pretrain_loss, resolve_roles
+from physiosync.losses.objective import outputs_needed, pretrain_loss
+from physiosync.models import PretrainModel, PretrainOutputs, resolve_roles
 
 CHANS = {"eeg": 3, "gsr": 1}
 N_TIMES = 8
@@ -40,6 +41,13 @@ class TinyModel(nn.Module):
         )
         self.cm_head = nn.Identity() if identity else nn.Sequential(nn.Linear(feat, cm), nn.BatchNorm1d(cm))
 
+    forward = PretrainModel.forward  # the real forward pass, on the stand-in modules
+
+
+def score(model: nn.Module, batch: dict[str, torch.Tensor], cfg: PretrainConfig) -> dict[str, torch.Tensor]:
+    """What the training loop does with a batch: the model's forward pass, scored by the objective."""
+    return pretrain_loss(model(batch, **outputs_needed(cfg)), cfg)
+
 
 def make_batch(n_pairs=4, n_members=2, chans=CHANS, seed=0, dtype=torch.float32) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
@@ -61,7 +69,7 @@ TERMS = {"tcl_eeg", "tcl_gsr", "cm_pps_eeg", "cm_eeg_pps"}
 
 
 def test_named_terms_and_total():
-    out = pretrain_loss(make_model(dtype=F64), make_batch(dtype=F64), PretrainConfig())
+    out = score(make_model(dtype=F64), make_batch(dtype=F64), PretrainConfig())
     assert set(out) == TERMS | {"loss", "top1_eeg", "top1_gsr", "top1_cm_pps_eeg", "top1_cm_eeg_pps"}
     for k in TERMS | {"loss"}:
         assert out[k].ndim == 0 and torch.isfinite(out[k]) and out[k].dtype == F64
@@ -118,7 +126,7 @@ def reference_terms(model: TinyModel, batch: dict[str, torch.Tensor], tau: float
 def test_matches_window_by_window_reference():
     model, batch = make_model(dtype=F64), make_batch(n_pairs=5, n_members=3, dtype=F64)
     cfg = PretrainConfig(n_group_subjects=3)
-    out = pretrain_loss(model, batch, cfg)
+    out = score(model, batch, cfg)
     ref = reference_terms(model, batch, cfg.temperature)
     for k, v in ref.items():
         # Batched vs window-by-window encoding differ only in summation order (24-term dot products, BN
@@ -129,7 +137,7 @@ def test_matches_window_by_window_reference():
 
 def test_one_encoder_call_per_modality():
     model, batch = make_model(), make_batch(n_pairs=4, n_members=2)
-    pretrain_loss(model, batch, PretrainConfig())
+    score(model, batch, PretrainConfig())
     for m, c in CHANS.items():
         assert model.encoders[m].calls == [(4 * 2 * 2, c, N_TIMES)]
 
@@ -165,7 +173,7 @@ def test_cm_positives_are_pps0_eeg1_and_eeg0_pps1(dtype):
         return pytest.approx(value, abs=(4 * n_pairs + 4) * u * max(1.0, abs(value)))
 
     def terms(eeg: tuple[torch.Tensor, torch.Tensor], gsr: tuple[torch.Tensor, torch.Tensor]) -> dict:
-        out = pretrain_loss(model, {"eeg": groups_of(*eeg), "gsr": groups_of(*gsr)}, cfg)
+        out = score(model, {"eeg": groups_of(*eeg), "gsr": groups_of(*gsr)}, cfg)
         return {k: (v.item() if torch.is_tensor(v) else v) for k, v in out.items()}
 
     # Only PPS side 0 = EEG side 1 match: exactly cm_pps_eeg reaches the minimum.
@@ -192,23 +200,23 @@ def test_cm_positives_are_pps0_eeg1_and_eeg0_pps1(dtype):
 
 def test_ablation_switches_drop_terms():
     model, batch = make_model(dtype=F64), make_batch(dtype=F64)
-    full = pretrain_loss(model, batch, PretrainConfig())
-    no_tcl = pretrain_loss(model, batch, PretrainConfig(temporal=False))
+    full = score(model, batch, PretrainConfig())
+    no_tcl = score(model, batch, PretrainConfig(temporal=False))
     assert set(no_tcl) & TERMS == {"cm_pps_eeg", "cm_eeg_pps"} and "top1_eeg" not in no_tcl
     # The same terms from the same float64 computation, summed: ≤ 1 rounding apart (eps64 relative).
     assert no_tcl["loss"].item() == pytest.approx(
         full["cm_pps_eeg"].item() + full["cm_eeg_pps"].item(), rel=1e-12
     )
-    no_cm = pretrain_loss(model, batch, PretrainConfig(cross_modal=False))
+    no_cm = score(model, batch, PretrainConfig(cross_modal=False))
     assert set(no_cm) & TERMS == {"tcl_eeg", "tcl_gsr"} and "top1_cm_pps_eeg" not in no_cm
     assert no_cm["loss"].item() == pytest.approx(full["tcl_eeg"].item() + full["tcl_gsr"].item(), rel=1e-12)
     with pytest.raises(ConfigError):
-        pretrain_loss(model, batch, PretrainConfig(temporal=False, cross_modal=False))
+        score(model, batch, PretrainConfig(temporal=False, cross_modal=False))
 
 
 def test_without_cross_modal_terms_projectors_only_get_gradients_when_used():
     model, batch = make_model(), make_batch()
-    pretrain_loss(model, batch, PretrainConfig(temporal=False))["loss"].backward()
+    score(model, batch, PretrainConfig(temporal=False))["loss"].backward()
     assert all(p.grad is None for p in model.projectors.parameters())
     assert all(p.grad is not None for p in model.cm_head.parameters())
 
@@ -216,36 +224,36 @@ def test_without_cross_modal_terms_projectors_only_get_gradients_when_used():
 def test_eeg_only_batch_gives_eeg_tcl_only():
     model = make_model()
     batch = {"eeg": make_batch()["eeg"]}
-    out = pretrain_loss(model, batch, PretrainConfig())
+    out = score(model, batch, PretrainConfig())
     assert set(out) == {"tcl_eeg", "top1_eeg", "loss"}
     assert out["loss"].item() == pytest.approx(out["tcl_eeg"].item())
     with pytest.raises(ConfigError):
-        pretrain_loss(model, batch, PretrainConfig(temporal=False))
+        score(model, batch, PretrainConfig(temporal=False))
 
 
 def test_weights_scale_exactly():
     model, batch = make_model(dtype=F64), make_batch(dtype=F64)
-    base = pretrain_loss(model, batch, PretrainConfig())
-    out = pretrain_loss(model, batch, PretrainConfig(w_temporal=0.5, w_cross_modal=2.0))
+    base = score(model, batch, PretrainConfig())
+    out = score(model, batch, PretrainConfig(w_temporal=0.5, w_cross_modal=2.0))
     for k in TERMS:  # the weights never reach the terms: the same computation, bit for bit
         assert out[k].item() == base[k].item()
     # Scaling by 0.5 and 2 is exact; only the order of the 4 positive additions differs (≤ 3·eps64).
     expected = 0.5 * (base["tcl_eeg"] + base["tcl_gsr"]) + 2.0 * (base["cm_pps_eeg"] + base["cm_eeg_pps"])
     assert out["loss"].item() == pytest.approx(expected.item(), rel=1e-12)
-    cross_scale = pretrain_loss(model, batch, PretrainConfig(w_temporal=0.5, w_cross_modal=0.5))
+    cross_scale = score(model, batch, PretrainConfig(w_temporal=0.5, w_cross_modal=0.5))
     assert cross_scale["loss"].item() == pytest.approx(0.5 * base["loss"].item(), rel=1e-12)
 
 
 def test_temperature_is_used():
     model, batch = make_model(), make_batch()
-    a = pretrain_loss(model, batch, PretrainConfig(temperature=0.1))["tcl_eeg"].item()
-    b = pretrain_loss(model, batch, PretrainConfig(temperature=0.07))["tcl_eeg"].item()
+    a = score(model, batch, PretrainConfig(temperature=0.1))["tcl_eeg"].item()
+    b = score(model, batch, PretrainConfig(temperature=0.07))["tcl_eeg"].item()
     assert a != pytest.approx(b, rel=1e-3)
 
 
 def test_gradients_reach_every_module():
     model, batch = make_model(), make_batch()
-    pretrain_loss(model, batch, PretrainConfig())["loss"].backward()
+    score(model, batch, PretrainConfig())["loss"].backward()
     for name, p in model.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
 
@@ -253,29 +261,29 @@ def test_gradients_reach_every_module():
 def test_one_step_lowers_the_loss():
     model, batch, cfg = make_model(seed=3), make_batch(n_pairs=6, seed=3), PretrainConfig()
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
-    before = pretrain_loss(model, batch, cfg)["loss"]
+    before = score(model, batch, cfg)["loss"]
     opt.zero_grad()
     before.backward()
     opt.step()
-    after = pretrain_loss(model, batch, cfg)["loss"]
+    after = score(model, batch, cfg)["loss"]
     assert after.item() < before.item()
 
 
 def test_layout_checks():
     model = make_model()
     with pytest.raises(ValueError):  # groups expects N = n_group_subjects
-        pretrain_loss(model, make_batch(n_members=3), PretrainConfig(n_group_subjects=2))
+        score(model, make_batch(n_members=3), PretrainConfig(n_group_subjects=2))
     with pytest.raises(ValueError):  # augviews / official expect N = 1
-        pretrain_loss(model, make_batch(n_members=2), PretrainConfig(pairing="augviews"))
-    pretrain_loss(model, make_batch(n_members=1), PretrainConfig(pairing="official"))
+        score(model, make_batch(n_members=2), PretrainConfig(pairing="augviews"))
+    score(model, make_batch(n_members=1), PretrainConfig(pairing="official"))
     bad = make_batch()
     bad["gsr"] = bad["gsr"][:3]
     with pytest.raises(ValueError):  # modalities disagree on B
-        pretrain_loss(model, bad, PretrainConfig())
+        score(model, bad, PretrainConfig())
     with pytest.raises(ValueError):  # not (B, 2, N, C, T)
-        pretrain_loss(model, {"eeg": torch.zeros(4, 2, 3, N_TIMES)}, PretrainConfig())
+        score(model, {"eeg": torch.zeros(4, 2, 3, N_TIMES)}, PretrainConfig())
     with pytest.raises(KeyError):
-        pretrain_loss(model, {"ecg": torch.zeros(4, 2, 2, 1, N_TIMES)}, PretrainConfig())
+        score(model, {"ecg": torch.zeros(4, 2, 2, 1, N_TIMES)}, PretrainConfig())
 
 
 def test_roles_from_model():
@@ -305,7 +313,7 @@ def test_with_real_pretrain_model():
         "eeg": torch.randn(4, 2, 2, 4, 128, generator=g),
         "gsr": torch.randn(4, 2, 2, 1, 128, generator=g),
     }
-    out = pretrain_loss(model, batch, PretrainConfig())
+    out = score(model, batch, PretrainConfig())
     assert TERMS <= set(out) and torch.isfinite(out["loss"])
     out["loss"].backward()
     for part in (model.encoders, model.projectors, model.cm_head):

@@ -363,7 +363,9 @@ class TableWindows:
         return self.cache.get_windows(self.modality, t.window_s, t.subject[r], t.trial[r], t.window[r])
 
 
-def _eegnet_predictions(comp: Comparison, labels: np.ndarray, n_classes: int, progress: bool) -> list[Any]:
+def _eegnet_predictions(comp: Comparison, label: str, labels: np.ndarray, n_classes: int, progress: bool,
+                        train_dir: Path) -> list[Any]:
+    """EEGNet per fold, trained resumably in ``train_dir/foldNN/`` (the shared loop), predicting its test rows."""
     from physiosync.baselines.classical import FoldPrediction
     from physiosync.baselines.eegnet import predict_proba, train_eegnet
 
@@ -373,7 +375,10 @@ def _eegnet_predictions(comp: Comparison, labels: np.ndarray, n_classes: int, pr
     for fold in comp.selected:
         x_train = TableWindows(comp.cache, eeg.name, comp.table, fold.train)
         model = train_eegnet(x_train, labels[fold.train], epochs=ft.epochs, batch_size=ft.batch_size, lr=ft.lr,
-                             seed=comp.cfg.seed, device=str(comp.device), n_classes=n_classes, sfreq=eeg.sfreq)
+                             seed=comp.cfg.seed, device=str(comp.device), n_classes=n_classes, sfreq=eeg.sfreq,
+                             out_dir=train_dir / f"fold{fold.index:02d}", progress=progress,
+                             meta={"cache_hash": comp.cache.hash, "label": label, "fold": int(fold.index)},
+                             keep_checkpoint=ft.keep_checkpoint)
         proba = predict_proba(model, TableWindows(comp.cache, eeg.name, comp.table, fold.test))
         proba = proba[:, :n_classes]
         out.append(FoldPrediction(fold=int(fold.index), rows=np.asarray(fold.test), y_true=labels[fold.test],
@@ -397,7 +402,7 @@ def run_baseline_row(comp: Comparison, row: str, progress: bool = True) -> Path:
         y = comp.table.label(label)
         k = comp.cache.task(label).n_classes
         if spec.classifier == "eegnet":
-            preds = _eegnet_predictions(comp, y, k, progress)
+            preds = _eegnet_predictions(comp, label, y, k, progress, d / "train" / label)
         else:
             x, rows = comp.features(spec.features, spec.peripheral)
             preds = run_classical(x, y[rows], comp.selected, spec.classifier, seed=comp.cfg.seed, rows=rows,
