@@ -319,3 +319,64 @@ def test_with_real_pretrain_model():
     for part in (model.encoders, model.projectors, model.cm_head):
         grads = [p.grad for p in part.parameters() if p.requires_grad]
         assert grads and any(gr is not None and gr.abs().sum() > 0 for gr in grads)
+
+
+# --------------------------------------------------------------------------------------------------
+# the objective on given features, in closed form (no model: the objective only scores outputs)
+
+
+def rotated_pair(angle: float, scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two pairs in 2-D: z1 = (e0, e1), z2 = z1 rotated by ``angle`` (z2 scaled: cosines ignore norms).
+
+    Shape: (2, 2) each. Cosines: positives cos(a); anchor e0 sees e1 at 0 and z2[1] at -sin(a); anchor e1
+    sees e0 at 0 and z2[0] at +sin(a); likewise for the anchors of z2.
+    """
+    c, s = math.cos(angle), math.sin(angle)
+    z1 = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=F64)
+    z2 = scale * torch.tensor([[c, s], [-s, c]], dtype=F64)
+    return z1, z2
+
+
+def closed_form_nt_xent(angle: float, tau: float) -> float:
+    """Mean over the 4 anchors of -log softmax(positive): two anchors see a negative at -sin(a), two at +sin(a)."""
+    c, s = math.cos(angle), math.sin(angle)
+
+    def anchor(x: float) -> float:
+        return -c / tau + math.log(math.exp(c / tau) + 1.0 + math.exp(x / tau))
+
+    return 0.5 * (anchor(-s) + anchor(s))
+
+
+def test_objective_on_given_outputs_in_closed_form():
+    tau, w_t, w_cm = 0.1, 0.5, 2.0
+    angles = {"tcl_eeg": 0.3, "tcl_gsr": 0.7, "cm_pps_eeg": 0.2, "cm_eeg_pps": 1.1}  # radians; 1.1 > π/4
+    e1, e2 = rotated_pair(angles["tcl_eeg"], 3.0)
+    g1, g2 = rotated_pair(angles["tcl_gsr"], 0.5)
+    a1, a2 = rotated_pair(angles["cm_pps_eeg"])  # PPS side 0 ↔ EEG side 1
+    b1, b2 = rotated_pair(angles["cm_eeg_pps"], 2.0)  # EEG side 0 ↔ PPS side 1
+    out = PretrainOutputs(
+        eeg="eeg", peripheral="gsr", n_members=2,
+        features={"eeg": torch.zeros(2, 2, 6, dtype=F64), "gsr": torch.zeros(2, 2, 6, dtype=F64)},
+        projections={"eeg": torch.stack([e1, e2], 1), "gsr": torch.stack([g1, g2], 1)},  # (B, 2, P)
+        cross_modal={"eeg": torch.stack([b1, a2]), "gsr": torch.stack([a1, b2])},  # (2, B, K)
+    )
+    terms = pretrain_loss(out, PretrainConfig(temperature=tau, w_temporal=w_t, w_cross_modal=w_cm))
+    expected = {k: closed_form_nt_xent(a, tau) for k, a in angles.items()}
+    # float64: each term is a log-sum-exp of 3 terms ≤ e^10 and a mean of 4, ~10 roundings of ≤ 1e-16 relative
+    # on values ≤ 10 (1/τ), so ~1e-14 absolute; 1e-12 relative is safe and far below any wrong pairing (the
+    # four angles give terms that differ by > 1e-2).
+    for k, v in expected.items():
+        assert terms[k].item() == pytest.approx(v, rel=1e-12), k
+    total = w_t * (expected["tcl_eeg"] + expected["tcl_gsr"]) + w_cm * (expected["cm_pps_eeg"] + expected["cm_eeg_pps"])
+    assert terms["loss"].item() == pytest.approx(total, rel=1e-12)
+    # retrieval: row i of side 0 finds row i of side 1 iff cos(a) > sin(a) for the anchor e1 (a < π/4)
+    assert terms["top1_eeg"].item() == 1.0 and terms["top1_gsr"].item() == 1.0
+    assert terms["top1_cm_pps_eeg"].item() == 1.0 and terms["top1_cm_eeg_pps"].item() == 0.5
+
+
+def test_objective_refuses_outputs_the_terms_need_but_lack():
+    z = torch.zeros(2, 2, 4)
+    bare = PretrainOutputs("eeg", "gsr", 1, {"eeg": z, "gsr": z}, {}, {})
+    with pytest.raises(ValueError, match="outputs_needed"):
+        pretrain_loss(bare, PretrainConfig(pairing="official"))
+    assert outputs_needed(PretrainConfig(temporal=False)) == {"project": False, "cross_modal": True}

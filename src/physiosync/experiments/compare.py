@@ -12,6 +12,7 @@ Layout (``runs_dir/<name>-compare/``)::
     folds.json           the protocol's folds, made once; every row uses exactly these
     rows/<row>/          one directory per row: predictions/predictions_fold<k>_<label>.csv, results.json
                          (PhysioSync rows are ordinary run directories: config.yaml, folds.json, finetune/...)
+                         (the eegnet row trains resumably in train/<label>/foldNN/: checkpoint.pt, eegnet.pt)
     pretrain/            pre-trainings shared by the PhysioSync rows (keyed by split + pre-training config,
                          so e.g. ``eeg-only`` and ``no-confidence`` reuse the ``physiosync`` encoders)
     comparison.md, comparison.csv, comparison.json, comparison.png
