@@ -40,13 +40,14 @@ def pretrain_step_fn(window_s: float, kind: str, n_moments: int = 8, n_subjects:
                      precision: str = "fp32", device: str = "cpu"):
     """Build a DEAP pre-training model + optimiser + data; return a closure running one step.
 
-    The step is the real objective (``physiosync.losses.objective.pretrain_loss``): every one of the
+    The step is the real forward pass and objective (``PretrainModel.forward`` scored by
+    ``physiosync.losses.objective.pretrain_loss``): every one of the
     8 moments x 2 groups x 2 subjects windows goes through encoder *and* projector before the max-pool,
     as in the authors' code, then LS-TCL for both modalities and both CM-CA terms. ``precision`` (fp32 or
     bf16) is applied exactly as the training loop does (:func:`physiosync.training.precision.mixed_precision`).
     """
     from physiosync.config import PretrainConfig
-    from physiosync.losses.objective import pretrain_loss
+    from physiosync.losses.objective import outputs_needed, pretrain_loss
     from physiosync.training.precision import mixed_precision
 
     contract = prepared_contract("deap")
@@ -59,7 +60,7 @@ def pretrain_step_fn(window_s: float, kind: str, n_moments: int = 8, n_subjects:
 
     def step() -> float:
         with mixed:
-            loss = pretrain_loss(model, batch, cfg)["loss"]
+            loss = pretrain_loss(model(batch, **outputs_needed(cfg)), cfg)["loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

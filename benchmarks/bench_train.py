@@ -69,7 +69,7 @@ N_WARMUP = 3  # untimed steps before measuring (medians are reported)
 
 def bench_pretrain_step(cache: WindowCache, window_s: float, cfg: RunConfig, steps: int) -> dict[str, float]:
     """Seconds per pre-training step: gather + augment, and forward + backward + Adam step."""
-    from physiosync.losses.objective import pretrain_loss
+    from physiosync.losses.objective import outputs_needed, pretrain_loss
     from physiosync.models import PretrainModel
 
     device = torch.device("cpu")
@@ -85,7 +85,7 @@ def bench_pretrain_step(cache: WindowCache, window_s: float, cfg: RunConfig, ste
         t0 = time.perf_counter()
         batch = _augment(to_tensors(gather_planned(cache, window_s, item), device), aug, cfg)
         t1 = time.perf_counter()
-        terms = pretrain_loss(model, batch, cfg.pretrain)
+        terms = pretrain_loss(model(batch, **outputs_needed(cfg.pretrain)), cfg.pretrain)
         opt.zero_grad(set_to_none=True)
         terms["loss"].backward()
         opt.step()

@@ -8,7 +8,8 @@ from physiosync.config import ModelConfig, PretrainConfig
 from physiosync.data.contract import DataContract, ModalitySpec
 from physiosync.errors import ConfigError
 from physiosync.losses.contrastive import nt_xent
-from physiosync.losses.objective import pretrain_loss, resolve_roles
+from physiosync.losses.objective import outputs_needed, pretrain_loss
+from physiosync.models import PretrainModel, PretrainOutputs, resolve_roles
 
 CHANS = {"eeg": 3, "gsr": 1}
 N_TIMES = 8
@@ -40,6 +41,13 @@ class TinyModel(nn.Module):
         )
         self.cm_head = nn.Identity() if identity else nn.Sequential(nn.Linear(feat, cm), nn.BatchNorm1d(cm))
 
+    forward = PretrainModel.forward  # the real forward pass, on the stand-in modules
+
+
+def score(model: nn.Module, batch: dict[str, torch.Tensor], cfg: PretrainConfig) -> dict[str, torch.Tensor]:
+    """What the training loop does with a batch: the model's forward pass, scored by the objective."""
+    return pretrain_loss(model(batch, **outputs_needed(cfg)), cfg)
+
 
 def make_batch(n_pairs=4, n_members=2, chans=CHANS, seed=0, dtype=torch.float32) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
@@ -61,7 +69,7 @@ TERMS = {"tcl_eeg", "tcl_gsr", "cm_pps_eeg", "cm_eeg_pps"}
 
 
 def test_named_terms_and_total():
-    out = pretrain_loss(make_model(dtype=F64), make_batch(dtype=F64), PretrainConfig())
+    out = score(make_model(dtype=F64), make_batch(dtype=F64), PretrainConfig())
     assert set(out) == TERMS | {"loss", "top1_eeg", "top1_gsr", "top1_cm_pps_eeg", "top1_cm_eeg_pps"}
     for k in TERMS | {"loss"}:
         assert out[k].ndim == 0 and torch.isfinite(out[k]) and out[k].dtype == F64
@@ -118,7 +126,7 @@ def reference_terms(model: TinyModel, batch: dict[str, torch.Tensor], tau: float
 def test_matches_window_by_window_reference():
     model, batch = make_model(dtype=F64), make_batch(n_pairs=5, n_members=3, dtype=F64)
     cfg = PretrainConfig(n_group_subjects=3)
-    out = pretrain_loss(model, batch, cfg)
+    out = score(model, batch, cfg)
     ref = reference_terms(model, batch, cfg.temperature)
     for k, v in ref.items():
         # Batched vs window-by-window encoding differ only in summation order (24-term dot products, BN
@@ -129,7 +137,7 @@ def test_matches_window_by_window_reference():
 
 def test_one_encoder_call_per_modality():
     model, batch = make_model(), make_batch(n_pairs=4, n_members=2)
-    pretrain_loss(model, batch, PretrainConfig())
+    score(model, batch, PretrainConfig())
     for m, c in CHANS.items():
         assert model.encoders[m].calls == [(4 * 2 * 2, c, N_TIMES)]
 
@@ -165,7 +173,7 @@ def test_cm_positives_are_pps0_eeg1_and_eeg0_pps1(dtype):
         return pytest.approx(value, abs=(4 * n_pairs + 4) * u * max(1.0, abs(value)))
 
     def terms(eeg: tuple[torch.Tensor, torch.Tensor], gsr: tuple[torch.Tensor, torch.Tensor]) -> dict:
-        out = pretrain_loss(model, {"eeg": groups_of(*eeg), "gsr": groups_of(*gsr)}, cfg)
+        out = score(model, {"eeg": groups_of(*eeg), "gsr": groups_of(*gsr)}, cfg)
         return {k: (v.item() if torch.is_tensor(v) else v) for k, v in out.items()}
 
     # Only PPS side 0 = EEG side 1 match: exactly cm_pps_eeg reaches the minimum.
@@ -192,23 +200,23 @@ def test_cm_positives_are_pps0_eeg1_and_eeg0_pps1(dtype):
 
 def test_ablation_switches_drop_terms():
     model, batch = make_model(dtype=F64), make_batch(dtype=F64)
-    full = pretrain_loss(model, batch, PretrainConfig())
-    no_tcl = pretrain_loss(model, batch, PretrainConfig(temporal=False))
+    full = score(model, batch, PretrainConfig())
+    no_tcl = score(model, batch, PretrainConfig(temporal=False))
     assert set(no_tcl) & TERMS == {"cm_pps_eeg", "cm_eeg_pps"} and "top1_eeg" not in no_tcl
     # The same terms from the same float64 computation, summed: ≤ 1 rounding apart (eps64 relative).
     assert no_tcl["loss"].item() == pytest.approx(
         full["cm_pps_eeg"].item() + full["cm_eeg_pps"].item(), rel=1e-12
     )
-    no_cm = pretrain_loss(model, batch, PretrainConfig(cross_modal=False))
+    no_cm = score(model, batch, PretrainConfig(cross_modal=False))
     assert set(no_cm) & TERMS == {"tcl_eeg", "tcl_gsr"} and "top1_cm_pps_eeg" not in no_cm
     assert no_cm["loss"].item() == pytest.approx(full["tcl_eeg"].item() + full["tcl_gsr"].item(), rel=1e-12)
     with pytest.raises(ConfigError):
-        pretrain_loss(model, batch, PretrainConfig(temporal=False, cross_modal=False))
+        score(model, batch, PretrainConfig(temporal=False, cross_modal=False))
 
 
 def test_without_cross_modal_terms_projectors_only_get_gradients_when_used():
     model, batch = make_model(), make_batch()
-    pretrain_loss(model, batch, PretrainConfig(temporal=False))["loss"].backward()
+    score(model, batch, PretrainConfig(temporal=False))["loss"].backward()
     assert all(p.grad is None for p in model.projectors.parameters())
     assert all(p.grad is not None for p in model.cm_head.parameters())
 
@@ -216,36 +224,36 @@ def test_without_cross_modal_terms_projectors_only_get_gradients_when_used():
 def test_eeg_only_batch_gives_eeg_tcl_only():
     model = make_model()
     batch = {"eeg": make_batch()["eeg"]}
-    out = pretrain_loss(model, batch, PretrainConfig())
+    out = score(model, batch, PretrainConfig())
     assert set(out) == {"tcl_eeg", "top1_eeg", "loss"}
     assert out["loss"].item() == pytest.approx(out["tcl_eeg"].item())
     with pytest.raises(ConfigError):
-        pretrain_loss(model, batch, PretrainConfig(temporal=False))
+        score(model, batch, PretrainConfig(temporal=False))
 
 
 def test_weights_scale_exactly():
     model, batch = make_model(dtype=F64), make_batch(dtype=F64)
-    base = pretrain_loss(model, batch, PretrainConfig())
-    out = pretrain_loss(model, batch, PretrainConfig(w_temporal=0.5, w_cross_modal=2.0))
+    base = score(model, batch, PretrainConfig())
+    out = score(model, batch, PretrainConfig(w_temporal=0.5, w_cross_modal=2.0))
     for k in TERMS:  # the weights never reach the terms: the same computation, bit for bit
         assert out[k].item() == base[k].item()
     # Scaling by 0.5 and 2 is exact; only the order of the 4 positive additions differs (≤ 3·eps64).
     expected = 0.5 * (base["tcl_eeg"] + base["tcl_gsr"]) + 2.0 * (base["cm_pps_eeg"] + base["cm_eeg_pps"])
     assert out["loss"].item() == pytest.approx(expected.item(), rel=1e-12)
-    cross_scale = pretrain_loss(model, batch, PretrainConfig(w_temporal=0.5, w_cross_modal=0.5))
+    cross_scale = score(model, batch, PretrainConfig(w_temporal=0.5, w_cross_modal=0.5))
     assert cross_scale["loss"].item() == pytest.approx(0.5 * base["loss"].item(), rel=1e-12)
 
 
 def test_temperature_is_used():
     model, batch = make_model(), make_batch()
-    a = pretrain_loss(model, batch, PretrainConfig(temperature=0.1))["tcl_eeg"].item()
-    b = pretrain_loss(model, batch, PretrainConfig(temperature=0.07))["tcl_eeg"].item()
+    a = score(model, batch, PretrainConfig(temperature=0.1))["tcl_eeg"].item()
+    b = score(model, batch, PretrainConfig(temperature=0.07))["tcl_eeg"].item()
     assert a != pytest.approx(b, rel=1e-3)
 
 
 def test_gradients_reach_every_module():
     model, batch = make_model(), make_batch()
-    pretrain_loss(model, batch, PretrainConfig())["loss"].backward()
+    score(model, batch, PretrainConfig())["loss"].backward()
     for name, p in model.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
 
@@ -253,29 +261,29 @@ def test_gradients_reach_every_module():
 def test_one_step_lowers_the_loss():
     model, batch, cfg = make_model(seed=3), make_batch(n_pairs=6, seed=3), PretrainConfig()
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
-    before = pretrain_loss(model, batch, cfg)["loss"]
+    before = score(model, batch, cfg)["loss"]
     opt.zero_grad()
     before.backward()
     opt.step()
-    after = pretrain_loss(model, batch, cfg)["loss"]
+    after = score(model, batch, cfg)["loss"]
     assert after.item() < before.item()
 
 
 def test_layout_checks():
     model = make_model()
     with pytest.raises(ValueError):  # groups expects N = n_group_subjects
-        pretrain_loss(model, make_batch(n_members=3), PretrainConfig(n_group_subjects=2))
+        score(model, make_batch(n_members=3), PretrainConfig(n_group_subjects=2))
     with pytest.raises(ValueError):  # augviews / official expect N = 1
-        pretrain_loss(model, make_batch(n_members=2), PretrainConfig(pairing="augviews"))
-    pretrain_loss(model, make_batch(n_members=1), PretrainConfig(pairing="official"))
+        score(model, make_batch(n_members=2), PretrainConfig(pairing="augviews"))
+    score(model, make_batch(n_members=1), PretrainConfig(pairing="official"))
     bad = make_batch()
     bad["gsr"] = bad["gsr"][:3]
     with pytest.raises(ValueError):  # modalities disagree on B
-        pretrain_loss(model, bad, PretrainConfig())
+        score(model, bad, PretrainConfig())
     with pytest.raises(ValueError):  # not (B, 2, N, C, T)
-        pretrain_loss(model, {"eeg": torch.zeros(4, 2, 3, N_TIMES)}, PretrainConfig())
+        score(model, {"eeg": torch.zeros(4, 2, 3, N_TIMES)}, PretrainConfig())
     with pytest.raises(KeyError):
-        pretrain_loss(model, {"ecg": torch.zeros(4, 2, 2, 1, N_TIMES)}, PretrainConfig())
+        score(model, {"ecg": torch.zeros(4, 2, 2, 1, N_TIMES)}, PretrainConfig())
 
 
 def test_roles_from_model():
@@ -305,9 +313,70 @@ def test_with_real_pretrain_model():
         "eeg": torch.randn(4, 2, 2, 4, 128, generator=g),
         "gsr": torch.randn(4, 2, 2, 1, 128, generator=g),
     }
-    out = pretrain_loss(model, batch, PretrainConfig())
+    out = score(model, batch, PretrainConfig())
     assert TERMS <= set(out) and torch.isfinite(out["loss"])
     out["loss"].backward()
     for part in (model.encoders, model.projectors, model.cm_head):
         grads = [p.grad for p in part.parameters() if p.requires_grad]
         assert grads and any(gr is not None and gr.abs().sum() > 0 for gr in grads)
+
+
+# --------------------------------------------------------------------------------------------------
+# the objective on given features, in closed form (no model: the objective only scores outputs)
+
+
+def rotated_pair(angle: float, scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two pairs in 2-D: z1 = (e0, e1), z2 = z1 rotated by ``angle`` (z2 scaled: cosines ignore norms).
+
+    Shape: (2, 2) each. Cosines: positives cos(a); anchor e0 sees e1 at 0 and z2[1] at -sin(a); anchor e1
+    sees e0 at 0 and z2[0] at +sin(a); likewise for the anchors of z2.
+    """
+    c, s = math.cos(angle), math.sin(angle)
+    z1 = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=F64)
+    z2 = scale * torch.tensor([[c, s], [-s, c]], dtype=F64)
+    return z1, z2
+
+
+def closed_form_nt_xent(angle: float, tau: float) -> float:
+    """Mean over the 4 anchors of -log softmax(positive): two anchors see a negative at -sin(a), two at +sin(a)."""
+    c, s = math.cos(angle), math.sin(angle)
+
+    def anchor(x: float) -> float:
+        return -c / tau + math.log(math.exp(c / tau) + 1.0 + math.exp(x / tau))
+
+    return 0.5 * (anchor(-s) + anchor(s))
+
+
+def test_objective_on_given_outputs_in_closed_form():
+    tau, w_t, w_cm = 0.1, 0.5, 2.0
+    angles = {"tcl_eeg": 0.3, "tcl_gsr": 0.7, "cm_pps_eeg": 0.2, "cm_eeg_pps": 1.1}  # radians; 1.1 > π/4
+    e1, e2 = rotated_pair(angles["tcl_eeg"], 3.0)
+    g1, g2 = rotated_pair(angles["tcl_gsr"], 0.5)
+    a1, a2 = rotated_pair(angles["cm_pps_eeg"])  # PPS side 0 ↔ EEG side 1
+    b1, b2 = rotated_pair(angles["cm_eeg_pps"], 2.0)  # EEG side 0 ↔ PPS side 1
+    out = PretrainOutputs(
+        eeg="eeg", peripheral="gsr", n_members=2,
+        features={"eeg": torch.zeros(2, 2, 6, dtype=F64), "gsr": torch.zeros(2, 2, 6, dtype=F64)},
+        projections={"eeg": torch.stack([e1, e2], 1), "gsr": torch.stack([g1, g2], 1)},  # (B, 2, P)
+        cross_modal={"eeg": torch.stack([b1, a2]), "gsr": torch.stack([a1, b2])},  # (2, B, K)
+    )
+    terms = pretrain_loss(out, PretrainConfig(temperature=tau, w_temporal=w_t, w_cross_modal=w_cm))
+    expected = {k: closed_form_nt_xent(a, tau) for k, a in angles.items()}
+    # float64: each term is a log-sum-exp of 3 terms ≤ e^10 and a mean of 4, ~10 roundings of ≤ 1e-16 relative
+    # on values ≤ 10 (1/τ), so ~1e-14 absolute; 1e-12 relative is safe and far below any wrong pairing (the
+    # four angles give terms that differ by > 1e-2).
+    for k, v in expected.items():
+        assert terms[k].item() == pytest.approx(v, rel=1e-12), k
+    total = w_t * (expected["tcl_eeg"] + expected["tcl_gsr"]) + w_cm * (expected["cm_pps_eeg"] + expected["cm_eeg_pps"])
+    assert terms["loss"].item() == pytest.approx(total, rel=1e-12)
+    # retrieval: row i of side 0 finds row i of side 1 iff cos(a) > sin(a) for the anchor e1 (a < π/4)
+    assert terms["top1_eeg"].item() == 1.0 and terms["top1_gsr"].item() == 1.0
+    assert terms["top1_cm_pps_eeg"].item() == 1.0 and terms["top1_cm_eeg_pps"].item() == 0.5
+
+
+def test_objective_refuses_outputs_the_terms_need_but_lack():
+    z = torch.zeros(2, 2, 4)
+    bare = PretrainOutputs("eeg", "gsr", 1, {"eeg": z, "gsr": z}, {}, {})
+    with pytest.raises(ValueError, match="outputs_needed"):
+        pretrain_loss(bare, PretrainConfig(pairing="official"))
+    assert outputs_needed(PretrainConfig(temporal=False)) == {"project": False, "cross_modal": True}

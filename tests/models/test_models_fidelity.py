@@ -243,7 +243,7 @@ def test_pretraining_does_not_use_the_slice_path(monkeypatch: pytest.MonkeyPatch
     batch = {
         s.name: torch.randn(3, 2, 2, s.n_chans, s.n_times(1.0), generator=g) for s in contract.modalities
     }
-    pretrain_loss(model, batch, PretrainConfig())["loss"].backward()
+    pretrain_loss(model(batch), PretrainConfig())["loss"].backward()
     for mod in model.encoders:
         assert int(model.encoders[mod].mve.norm.num_batches_tracked) == 1
 

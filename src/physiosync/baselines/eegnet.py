@@ -23,11 +23,19 @@ remaining length allows, so the final feature map always keeps at least one samp
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from physiosync.errors import DataFormatError
+from physiosync.training.checkpoint import load_checkpoint, save_checkpoint
+from physiosync.training.loop import LoopSpec, Parts, Run, check_fields, run_loop
 from physiosync.training.runtime import resolve_device
+
+MODEL_NAME = "eegnet.pt"  # written last: its presence marks a finished EEGNet training
 
 
 class EEGNet(nn.Module):
@@ -132,13 +140,21 @@ def train_eegnet(
     device: str = "cpu",
     n_classes: int | None = None,
     sfreq: float = 128.0,
+    out_dir: str | Path | None = None,
+    meta: dict[str, Any] | None = None,
+    progress: bool = False,
+    max_epochs_this_call: int | None = None,
+    keep_checkpoint: bool = False,
     **model_kwargs: object,
 ) -> EEGNet:
     """Train EEGNet with Adam and cross-entropy; deterministic for a seed on a given device.
 
     Mini-batches are drawn by indexing ``x_train`` (which may be a read-only memmap) with a seeded
     permutation, so only one batch is copied into memory at a time. Global RNG state is saved and restored
-    around training so the caller's random streams are untouched.
+    around training so the caller's random streams are untouched. Epochs go through the shared resumable
+    loop (:func:`physiosync.training.loop.run_loop`): with ``out_dir`` every epoch is checkpointed, a rerun
+    resumes, and the trained weights are written last, as ``eegnet.pt`` (the completion marker; a finished
+    directory is loaded, not trained). EEGNet always trains in float32 (no bf16 path).
 
     Args:
         x_train: EEG windows. Shape: (N, C, T).
@@ -150,10 +166,18 @@ def train_eegnet(
         device: ``cpu``, ``cuda``, ``mps`` or ``auto``.
         n_classes: Output classes; None = ``y_train.max() + 1``.
         sfreq: Sampling rate, for the temporal kernel length.
+        out_dir: Where ``checkpoint.pt`` and ``eegnet.pt`` go; ``None`` = train in memory only.
+        meta: JSON-able facts the data of ``x_train`` stands for (e.g. cache hash, fold, label): stored in
+            the checkpoint and compared on resume, with the training settings, so a checkpoint is never
+            continued on other data.
+        progress: Show a per-epoch progress bar.
+        max_epochs_this_call: Stop after this many epochs (checkpoint written) without finishing.
+        keep_checkpoint: Keep ``checkpoint.pt`` once ``eegnet.pt`` exists.
         **model_kwargs: Forwarded to :class:`EEGNet` (e.g. ``dropout``).
 
     Returns:
-        The trained model in eval mode, with ``train_losses`` (mean loss per epoch) attached.
+        The trained model in eval mode, with ``train_losses`` (mean loss per epoch) and ``finished``
+        (``False`` after an interrupted call: the weights of the last epoch trained) attached.
     """
     y = np.asarray(y_train, dtype=np.int64)
     if x_train.ndim != 3 or len(x_train) != len(y):
@@ -161,34 +185,75 @@ def train_eegnet(
     dev = resolve_device(device)
     n_classes = int(y.max()) + 1 if n_classes is None else int(n_classes)
     n = len(y)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = EEGNet(x_train.shape[1], x_train.shape[2], max(2, n_classes), sfreq=sfreq,
-                       **model_kwargs).to(dev)  # type: ignore[arg-type]
+    out = None if out_dir is None else Path(out_dir)
+    identity = {"eegnet": {"n_train": n, "shape": [int(x_train.shape[1]), int(x_train.shape[2])],
+                           "n_classes": n_classes, "seed": int(seed), "lr": float(lr), "batch_size": int(batch_size),
+                           "sfreq": float(sfreq), "model_kwargs": {k: repr(v) for k, v in model_kwargs.items()},
+                           "meta": meta or {}}}
+    y_t = torch.from_numpy(y)
+    loss_fn = nn.CrossEntropyLoss()
+    built: list[Parts] = []
+
+    def make_model() -> EEGNet:
+        return EEGNet(x_train.shape[1], x_train.shape[2], max(2, n_classes), sfreq=sfreq,
+                      **model_kwargs).to(dev)  # type: ignore[arg-type]
+
+    def build() -> Parts:
+        model = make_model()
         opt = torch.optim.Adam(model.parameters(), lr=lr)
-        loss_fn = nn.CrossEntropyLoss()
-        gen = torch.Generator().manual_seed(seed)
-        y_t = torch.from_numpy(y)
-        losses: list[float] = []
-        model.train()
-        for _ in range(epochs):
-            perm = torch.randperm(n, generator=gen).numpy()
-            total = 0.0
-            for start in range(0, n, batch_size):
-                idx = np.sort(perm[start:start + batch_size])  # sorted: contiguous reads from a memmap
-                if len(idx) < 2:  # BatchNorm cannot train on a single sample
-                    continue
-                xb = _to_tensor(x_train[idx], dev)
-                yb = y_t[idx].to(dev)
-                opt.zero_grad(set_to_none=True)
-                loss = loss_fn(model(xb), yb)
-                loss.backward()
-                opt.step()
-                model.apply_max_norm()
-                total += float(loss.detach()) * len(idx)
-            losses.append(total / n)
+        built.append(Parts(model, opt, None, {}, {"shuffle": torch.Generator().manual_seed(seed)}))
+        return built[-1]
+
+    def train_epoch(run: Run) -> dict[str, Any]:
+        model, opt = run.parts.model, run.parts.optimizer
+        perm = torch.randperm(n, generator=run.parts.torch_generators["shuffle"]).numpy()
+        total, steps = 0.0, 0
+        for start in range(0, n, batch_size):
+            idx = np.sort(perm[start:start + batch_size])  # sorted: contiguous reads from a memmap
+            if len(idx) < 2:  # BatchNorm cannot train on a single sample
+                continue
+            xb = _to_tensor(x_train[idx], dev)
+            yb = y_t[idx].to(dev)
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(xb), yb)
+            loss.backward()
+            opt.step()
+            model.apply_max_norm()
+            total += float(loss.detach()) * len(idx)
+            steps += 1
+        run.step += steps
+        return {"steps": steps, "train": {"loss": total / n}}
+
+    def finish(run: Run) -> dict[str, Any]:
+        if out is not None:
+            save_checkpoint(out / MODEL_NAME, {"stage": "eegnet-model", "model": run.parts.model.state_dict(),
+                                               "history": run.history, **identity})
+        return {"model": run.parts.model}
+
+    def check_resume(path: Path, state: dict[str, Any]) -> None:
+        check_fields(path, (("eegnet", state.get("eegnet"), identity["eegnet"]),))
+
+    def finished() -> dict[str, Any] | None:
+        if out is None or not (out / MODEL_NAME).is_file():
+            return None
+        state = load_checkpoint(out / MODEL_NAME)
+        check_resume(out / MODEL_NAME, state)
+        model = make_model()
+        try:
+            model.load_state_dict(state["model"])
+        except (KeyError, RuntimeError) as e:
+            raise DataFormatError(out / MODEL_NAME, "model", f"unusable ({e})", "EEGNet weights") from None
+        return {"model": model, "history": list(state["history"])}
+
+    spec = LoopSpec(stage="eegnet", desc="eegnet", epochs=epochs, device=dev, init_seed=seed, build=build,
+                    train_epoch=train_epoch, finish=finish, out_dir=out, finished=finished,
+                    check_resume=check_resume, identity=identity, precision="fp32", isolate_rng=True)
+    result = run_loop(spec, progress=progress, max_epochs_this_call=max_epochs_this_call,
+                      keep_checkpoint=keep_checkpoint)
+    model = result["model"] if "model" in result else built[-1].model
     model.eval()
-    model.train_losses = losses  # type: ignore[assignment]
+    model.train_losses = [h["train"]["loss"] for h in result["history"]]  # type: ignore[assignment]
+    model.finished = bool(result["finished"])  # type: ignore[assignment]
     return model
 
 

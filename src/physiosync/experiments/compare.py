@@ -12,6 +12,7 @@ Layout (``runs_dir/<name>-compare/``)::
     folds.json           the protocol's folds, made once; every row uses exactly these
     rows/<row>/          one directory per row: predictions/predictions_fold<k>_<label>.csv, results.json
                          (PhysioSync rows are ordinary run directories: config.yaml, folds.json, finetune/...)
+                         (the eegnet row trains resumably in train/<label>/foldNN/: checkpoint.pt, eegnet.pt)
     pretrain/            pre-trainings shared by the PhysioSync rows (keyed by split + pre-training config,
                          so e.g. ``eeg-only`` and ``no-confidence`` reuse the ``physiosync`` encoders)
     comparison.md, comparison.csv, comparison.json, comparison.png
@@ -274,7 +275,9 @@ def run_compare(cfg: RunConfig, rows: list[str] | None = None, progress: bool = 
 # baseline rows
 
 
-def _eegnet_predictions(comp: Comparison, labels: np.ndarray, n_classes: int, progress: bool) -> list[Any]:
+def _eegnet_predictions(comp: Comparison, label: str, labels: np.ndarray, n_classes: int, progress: bool,
+                        train_dir: Path) -> list[Any]:
+    """EEGNet per fold, trained resumably in ``train_dir/foldNN/`` (the shared loop), predicting its test rows."""
     from physiosync.baselines.classical import FoldPrediction
     from physiosync.baselines.eegnet import predict_proba, train_eegnet
     from physiosync.data.batches import TableWindows
@@ -285,7 +288,10 @@ def _eegnet_predictions(comp: Comparison, labels: np.ndarray, n_classes: int, pr
     for fold in comp.selected:
         x_train = TableWindows(comp.cache, eeg.name, comp.table, fold.train)
         model = train_eegnet(x_train, labels[fold.train], epochs=ft.epochs, batch_size=ft.batch_size, lr=ft.lr,
-                             seed=comp.cfg.seed, device=str(comp.device), n_classes=n_classes, sfreq=eeg.sfreq)
+                             seed=comp.cfg.seed, device=str(comp.device), n_classes=n_classes, sfreq=eeg.sfreq,
+                             out_dir=train_dir / f"fold{fold.index:02d}", progress=progress,
+                             meta={"cache_hash": comp.cache.hash, "label": label, "fold": int(fold.index)},
+                             keep_checkpoint=ft.keep_checkpoint)
         proba = predict_proba(model, TableWindows(comp.cache, eeg.name, comp.table, fold.test))
         proba = proba[:, :n_classes]
         out.append(FoldPrediction(fold=int(fold.index), rows=np.asarray(fold.test), y_true=labels[fold.test],
@@ -309,7 +315,7 @@ def run_baseline_row(comp: Comparison, row: str, progress: bool = True) -> Path:
         y = comp.table.label(label)
         k = comp.cache.task(label).n_classes
         if spec.classifier == "eegnet":
-            preds = _eegnet_predictions(comp, y, k, progress)
+            preds = _eegnet_predictions(comp, label, y, k, progress, d / "train" / label)
         else:
             x, rows = comp.features(spec.features, spec.peripheral)
             preds = run_classical(x, y[rows], comp.selected, spec.classifier, seed=comp.cfg.seed, rows=rows,

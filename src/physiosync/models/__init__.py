@@ -22,7 +22,7 @@ from physiosync.models.fusion import (
     plan_segments,
     resolve_resolutions,
 )
-from physiosync.models.heads import CrossModalHead, PretrainModel, Projector
+from physiosync.models.heads import CrossModalHead, PretrainModel, PretrainOutputs, Projector, resolve_roles
 
 __all__ = [
     "PARITY_PREFIX",
@@ -34,6 +34,7 @@ __all__ = [
     "FusionClassifier",
     "MultiViewEmbedding",
     "PretrainModel",
+    "PretrainOutputs",
     "Projector",
     "Segment",
     "build_encoder",
@@ -42,4 +43,5 @@ __all__ = [
     "lookup_embed_dim",
     "plan_segments",
     "resolve_resolutions",
+    "resolve_roles",
 ]

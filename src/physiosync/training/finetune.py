@@ -7,7 +7,8 @@ weight decay by default), cosine warm restarts with T₀ = ``cfg.finetune.t0`` o
 monitored on the fold's *validation* rows only — the test rows are touched once, after the last epoch
 (D26: no test-set epoch picking). The last-epoch model predicts the test rows in order.
 
-A checkpoint is written atomically after every epoch and a rerun resumes from it; a finished fold leaves
+The epochs, checkpoints and resume are the shared loop's (:func:`physiosync.training.loop.run_loop`): a
+checkpoint is written atomically after every epoch and a rerun resumes from it; a finished fold leaves
 ``predictions.npz`` and then, last, a ``done.json`` marker, and is skipped on the next run. The checkpoint
 is deleted once the marker exists (``finetune.keep_checkpoint`` keeps it): ``evaluate`` and ``report``
 read only the predictions and the marker's history.
@@ -16,7 +17,6 @@ read only the predictions and the marker's history.
 from __future__ import annotations
 
 import json
-import time
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from physiosync.atomic import atomic_path, write_text_atomic
 from physiosync.config import RunConfig
@@ -37,17 +36,19 @@ from physiosync.data.batches import (
 )
 from physiosync.data.table import WindowTable
 from physiosync.errors import DataFormatError
-from physiosync.training.checkpoint import (
-    capture_rng_states,
-    load_checkpoint,
-    restore_rng_states,
-    save_checkpoint,
+from physiosync.training.loop import (
+    LoopSpec,
+    Parts,
+    Run,
+    as_device,
+    check_fields,
+    derive_seed,
+    make_adam,
+    run_loop,
 )
 from physiosync.training.precision import Bf16Matmuls, Fp32, mixed_precision
-from physiosync.training.pretrain import as_device, derive_seed, make_adam, run_precision
 from physiosync.training.runtime import resolve_precision
 
-CHECKPOINT_NAME = "checkpoint.pt"
 PREDICTIONS_NAME = "predictions.npz"
 DONE_NAME = "done.json"
 
@@ -128,15 +129,15 @@ def finetune_fold(
     """
     from physiosync.models import FinetuneModel
 
-    device = as_device(device, cfg)
+    device = as_device(device, cfg.device)
     out_dir = Path(out_dir)
-    ckpt_path, pred_path, done_path = out_dir / CHECKPOINT_NAME, out_dir / PREDICTIONS_NAME, out_dir / DONE_NAME
+    pred_path, done_path = out_dir / PREDICTIONS_NAME, out_dir / DONE_NAME
     keep = cfg.finetune.keep_checkpoint if keep_checkpoint is None else keep_checkpoint
-    if done_path.is_file() and pred_path.is_file():
-        if not keep:
-            ckpt_path.unlink(missing_ok=True)  # left by a kill between the marker and the deletion
-        return {**load_predictions(pred_path), "history": json.loads(done_path.read_text())["history"],
-                "finished": True, "skipped": True}
+
+    def finished() -> dict[str, Any] | None:
+        if not (done_path.is_file() and pred_path.is_file()):
+            return None
+        return {**load_predictions(pred_path), "history": json.loads(done_path.read_text())["history"]}
 
     fc = cfg.finetune
     train_rows = np.asarray(fold.train, dtype=np.int64)
@@ -148,95 +149,78 @@ def finetune_fold(
     labels = table.label(label_name)
     n_classes = cache.task(label_name).n_classes
     base = derive_seed(cfg.seed, "finetune", int(fold.index), label_name)
-
-    torch.manual_seed(derive_seed(base, "init"))
-    model = FinetuneModel(cache.contract, cfg.model, n_classes)
-    if encoder_states:
-        model.load_encoders(encoder_states)
-    model.to(device)
-    optimizer = make_adam(model.parameters(), fc.lr, fc.weight_decay, device)
-    t0 = fc.t0 if fc.t0 is not None else max(1, fc.epochs // 3)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=t0, eta_min=0.0)
-    data_gen = np.random.default_rng(derive_seed(base, "data"))
-    torch.manual_seed(derive_seed(base, "train"))
-
-    history: list[dict[str, Any]] = []
-    start_epoch = 0
-    state: dict[str, Any] | None = None
-    if ckpt_path.exists():
-        state = load_checkpoint(ckpt_path, map_location=device)
-        for field, found, expected in (("cache_hash", state.get("cache_hash"), cache.hash),
-                                       ("label", state.get("label"), label_name),
-                                       ("fold", state.get("fold"), int(fold.index))):
-            if found != expected:
-                raise DataFormatError(ckpt_path, field, found, f"{expected} (delete the checkpoint to start over)")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        restore_rng_states(state["rng"], {"data": data_gen})
-        history, start_epoch = list(state["history"]), int(state["epoch"])
-    # after any resumed weights; a resumed fold keeps its checkpoint's precision (pretrain.run_precision)
-    precision = run_precision(cfg, device, state, ckpt_path)
-    mixed = mixed_precision(model, precision)
-
-    y_train = torch.from_numpy(labels).long().to(device)  # once; per step only the row indices move
     gather = partial(_rows_gather, cache, table)
-    stop = fc.epochs if max_epochs_this_call is None else min(fc.epochs, start_epoch + max_epochs_this_call)
-    bar = tqdm(range(start_epoch, stop), disable=not progress, desc=f"finetune fold {fold.index} {label_name}",
-               unit="epoch")
-    for epoch in bar:
-        tic = time.perf_counter()
-        model.train()
-        plan = sample_index_batches(train_rows, fc.batch_size, data_gen, fc.steps_per_epoch, drop_last=False)
+    y_train = torch.from_numpy(labels).long().to(device)  # once; per step only the row indices move
+
+    def build() -> Parts:
+        model = FinetuneModel(cache.contract, cfg.model, n_classes)
+        if encoder_states:
+            model.load_encoders(encoder_states)
+        model.to(device)
+        optimizer = make_adam(model.parameters(), fc.lr, fc.weight_decay, device)
+        t0 = fc.t0 if fc.t0 is not None else max(1, fc.epochs // 3)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=t0, eta_min=0.0)
+        data_gen = np.random.default_rng(derive_seed(base, "data"))
+        return Parts(model, optimizer, scheduler, {"data": data_gen})
+
+    def train_epoch(run: Run) -> dict[str, Any]:
+        model, optimizer = run.parts.model, run.parts.optimizer
+        plan = sample_index_batches(train_rows, fc.batch_size, run.parts.np_generators["data"],
+                                    fc.steps_per_epoch, drop_last=False)
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device)
         n_seen = 0
-        lr = scheduler.get_last_lr()[0]
+        lr = run.parts.scheduler.get_last_lr()[0]  # the epoch's rate: the loop steps the scheduler after it
         every = release_interval(fc.batch_size)
         for i, (rows, batch) in enumerate(zip(plan, iter_tensor_batches(gather, plan, device), strict=True)):
             y = y_train[torch.from_numpy(rows).to(device, non_blocking=True)]
-            with mixed:
+            with run.mixed:
                 logits = model(batch)
             loss = F.cross_entropy(logits.float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            mixed.refresh()
+            run.mixed.refresh()
             loss_sum += loss.detach() * len(rows)
             correct += (logits.detach().argmax(1) == y).sum()
             n_seen += len(rows)
+            run.step += 1
             if (i + 1) % every == 0:
                 release_pages(cache)
-        scheduler.step()
-        record = {
-            "epoch": epoch + 1, "lr": lr, "steps": len(plan),
-            "train": {"loss": loss_sum.item() / max(n_seen, 1), "accuracy": correct.item() / max(n_seen, 1)},
-            "val": _evaluate(model, cache, table, val_rows, labels, cfg, device, fc.batch_size, mixed),
-        }
+        return {"lr": lr, "steps": len(plan),
+                "train": {"loss": loss_sum.item() / max(n_seen, 1), "accuracy": correct.item() / max(n_seen, 1)}}
+
+    def evaluate(run: Run) -> dict[str, float]:
+        val = _evaluate(run.parts.model, cache, table, val_rows, labels, cfg, device, fc.batch_size, run.mixed)
         release_pages(cache)
-        record["seconds"] = time.perf_counter() - tic
-        history.append(record)
-        bar.set_postfix(loss=f"{record['train']['loss']:.3f}")
-        save_checkpoint(ckpt_path, {
-            "stage": "finetune", "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "step": None,
-            "rng": capture_rng_states({"data": data_gen}), "config": cfg.model_dump(mode="json"),
-            "contract": cache.contract.to_dict(), "cache_hash": cache.hash, "label": label_name,
-            "fold": int(fold.index), "history": history, "precision": precision,
-        })
+        return val
 
-    if (history[-1]["epoch"] if history else 0) < fc.epochs:
-        return {"history": history, "finished": False, "skipped": False}
+    def finish(run: Run) -> dict[str, Any]:
+        proba = predict_rows(run.parts.model, cache, table, test_rows, cfg, device, fc.batch_size, run.mixed)
+        result = {"rows": test_rows, "y_true": labels[test_rows].astype(np.int64),
+                  "y_pred": proba.argmax(1).astype(np.int64), "proba": proba}
+        save_predictions(pred_path, result)
+        write_text_atomic(done_path, json.dumps({"fold": int(fold.index), "label": label_name,  # last: the marker
+                                                 "n_test": int(len(test_rows)), "history": run.history}, indent=1))
+        return result
 
-    proba = predict_rows(model, cache, table, test_rows, cfg, device, fc.batch_size, mixed)
-    result = {"rows": test_rows, "y_true": labels[test_rows].astype(np.int64),
-              "y_pred": proba.argmax(1).astype(np.int64), "proba": proba}
-    save_predictions(pred_path, result)
-    write_text_atomic(done_path, json.dumps({"fold": int(fold.index), "label": label_name,  # last: the marker
-                                             "n_test": int(len(test_rows)), "history": history}, indent=1))
-    if not keep:
-        ckpt_path.unlink(missing_ok=True)
-    return {**result, "history": history, "finished": True, "skipped": False}
+    def check_resume(path: Path, state: dict[str, Any]) -> None:
+        check_fields(path, (("cache_hash", state.get("cache_hash"), cache.hash),
+                            ("label", state.get("label"), label_name),
+                            ("fold", state.get("fold"), int(fold.index))))
+
+    spec = LoopSpec(
+        stage="finetune", desc=f"finetune fold {fold.index} {label_name}", epochs=fc.epochs, device=device,
+        init_seed=derive_seed(base, "init"), train_seed=derive_seed(base, "train"), build=build,
+        train_epoch=train_epoch, evaluate=evaluate, finish=finish, out_dir=out_dir, finished=finished,
+        check_resume=check_resume,
+        identity={"config": cfg.model_dump(mode="json"), "contract": cache.contract.to_dict(),
+                  "cache_hash": cache.hash, "label": label_name, "fold": int(fold.index)},
+        precision=cfg.precision,
+    )
+    result = run_loop(spec, progress=progress, max_epochs_this_call=max_epochs_this_call, keep_checkpoint=keep)
+    result.pop("epochs_done")
+    return result
 
 
 def save_predictions(path: str | Path, result: dict[str, np.ndarray]) -> None:

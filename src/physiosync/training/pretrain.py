@@ -1,10 +1,11 @@
 """Contrastive pre-training of one fold at one resolution (method-spec §4.1, §4.2, §4.4, §5.1, §5.6).
 
-One plain loop: per epoch the training moments are shuffled into batches of B, each moment gets two
-subject groups drawn from the two halves of the fold's *training* subjects (``groups``), or single windows
-are paired for the ``augviews`` / ``official`` modes; windows are gathered from the cache memmaps, augmented
-on the device (one of the six §4.4 versions per window), scored by :func:`physiosync.losses.objective.pretrain_loss`
-and stepped with Adam. After every epoch the model is scored on the fold's validation moments/subjects with
+What one epoch is, for the shared loop (:func:`physiosync.training.loop.run_loop`): the training moments
+are shuffled into batches of B, each moment gets two subject groups drawn from the two halves of the
+fold's *training* subjects (``groups``), or single windows are paired for the ``augviews`` / ``official``
+modes; windows are gathered from the cache memmaps, augmented on the device (one of the six §4.4 versions
+per window), run through ``PretrainModel.forward``, scored by
+:func:`physiosync.losses.objective.pretrain_loss` and stepped with Adam. After every epoch the model is scored on the fold's validation moments/subjects with
 groups fixed once per run (D19) and a checkpoint is written atomically; a rerun resumes from it and ends with
 exactly the weights of an uninterrupted run (all generator states are restored, the epoch's order is
 drawn from them). The final encoders are saved as trained (D4 fixed: no "best epoch" selection on test).
@@ -21,10 +22,8 @@ evaluation groups — so evaluation never shifts the training stream (D18).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import time
 from collections import defaultdict
 from collections.abc import Iterable
 from functools import partial
@@ -33,7 +32,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from physiosync.atomic import write_json_atomic
 from physiosync.config import FINETUNE_ONLY_MODEL_KEYS, RunConfig
@@ -46,44 +44,25 @@ from physiosync.data.batches import (
     sample_index_batches,
 )
 from physiosync.errors import DataFormatError
-from physiosync.training.checkpoint import (
-    capture_rng_states,
-    load_checkpoint,
-    restore_rng_states,
-    save_checkpoint,
+from physiosync.training.checkpoint import load_checkpoint, save_checkpoint
+from physiosync.training.loop import (
+    CHECKPOINT_NAME,
+    LoopSpec,
+    Parts,
+    Run,
+    as_device,
+    check_fields,
+    derive_seed,
+    make_adam,
+    run_loop,
 )
 from physiosync.training.precision import Bf16Matmuls, Fp32, mixed_precision
-from physiosync.training.runtime import resolve_device, resolve_precision
+from physiosync.training.runtime import resolve_precision
 
 log = logging.getLogger("physiosync")
 
-CHECKPOINT_NAME = "checkpoint.pt"
 ENCODERS_NAME = "encoders.pt"  # written last: its presence marks a finished pre-training
 HISTORY_NAME = "history.json"
-
-
-def derive_seed(*parts: object) -> int:
-    """Stable 63-bit seed from any printable parts (Python's ``hash`` is salted per process)."""
-    digest = hashlib.sha256(repr(parts).encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
-
-
-def as_device(device: str | torch.device | None, cfg: RunConfig) -> torch.device:
-    """``None`` → ``cfg.device`` resolved (auto = CUDA, then MPS, then CPU)."""
-    if device is None:
-        return resolve_device(cfg.device)
-    return device if isinstance(device, torch.device) else resolve_device(str(device))
-
-
-def make_adam(params: Iterable[torch.nn.Parameter], lr: float, weight_decay: float, device: torch.device):
-    """Adam with the fused kernel on CPU and CUDA, foreach elsewhere.
-
-    Why: at the paper's batch of 8 moments the optimiser step is a large share of a pre-training step
-    (26 M parameters); the fused kernel measured ~2x faster per step than foreach on our 2-core CPU
-    (benchmarks/bench_model.py --optim).
-    """
-    kwargs: dict[str, Any] = {"fused": True} if device.type in ("cpu", "cuda") else {"foreach": True}
-    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, **kwargs)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -185,8 +164,6 @@ def evaluate_pretrain(
     ``mixed`` is the training loop's precision context (its bf16 weight copies are current after each
     step); ``None`` makes one for ``cfg.precision``.
     """
-    from physiosync.losses.objective import pretrain_loss
-
     if not plan:
         return {}
     if mixed is None:
@@ -200,26 +177,20 @@ def evaluate_pretrain(
         for batch in iter_tensor_batches(partial(gather_planned, cache, window_s), plan, device):
             if cfg.pretrain.pairing == "augviews" and cfg.pretrain.augment.enabled:
                 batch = _augment(batch, aug_gen, cfg)
-            _accumulate(sums, pretrain_loss(model, batch, cfg.pretrain))
+            _accumulate(sums, score_batch(model, batch, cfg))
     model.train(was_training)
     return _means(sums, len(plan))
 
 
-def run_precision(cfg: RunConfig, device: torch.device, state: dict[str, Any] | None, path: Path) -> str:
-    """The precision a training loop runs in: ``cfg.precision`` resolved, or a resumed checkpoint's.
+def score_batch(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: RunConfig) -> dict[str, torch.Tensor]:
+    """The model's forward pass on one batch, scored by the objective: named terms and ``loss``.
 
-    ``auto`` continues a checkpoint in the precision it was made with (one arithmetic per trained model,
-    whatever machine resumes it); an explicit precision that differs from the checkpoint's is refused.
+    Shape:
+        batch[mod]: (B, 2, N, C, T) (:mod:`physiosync.losses.objective`).
     """
-    chosen = resolve_precision(cfg.precision, device)
-    saved = (state or {}).get("precision")
-    if saved is None:
-        return chosen
-    if cfg.precision == "auto":
-        return str(saved)
-    if saved != chosen:
-        raise DataFormatError(path, "precision", saved, f"{chosen} (delete the checkpoint to start over)")
-    return chosen
+    from physiosync.losses.objective import outputs_needed, pretrain_loss
+
+    return pretrain_loss(model(batch, **outputs_needed(cfg.pretrain)), cfg.pretrain)
 
 
 def _pretrain_model_view(state: dict[str, Any]) -> dict[str, Any] | None:
@@ -230,14 +201,12 @@ def _pretrain_model_view(state: dict[str, Any]) -> dict[str, Any] | None:
 
 def _check_resume(path: Path, state: dict[str, Any], cache: Any, cfg: RunConfig, key: str) -> None:
     """Refuse to continue a checkpoint made on other data or another model shape."""
-    for field, found, expected in (
+    check_fields(path, (
         ("cache_hash", state.get("cache_hash"), cache.hash),
         ("split_key", state.get("split_key"), key),
         ("config.model", _pretrain_model_view(state), cfg.model.pretrain_view()),
         ("config.pretrain.pairing", state.get("config", {}).get("pretrain", {}).get("pairing"), cfg.pretrain.pairing),
-    ):
-        if found != expected:
-            raise DataFormatError(path, field, found, f"{expected} (delete the checkpoint to start over)")
+    ))
 
 
 def pretrain_split(
@@ -254,7 +223,8 @@ def pretrain_split(
     """Pre-train the encoders of one fold at one window length; resume from ``out_dir`` if possible.
 
     A directory whose ``encoders.pt`` exists is finished: nothing is trained, its history is read back
-    (and the leftover checkpoint of a kill just before its deletion is removed).
+    (and the leftover checkpoint of a kill just before its deletion is removed). The epochs, checkpoints
+    and resume are :func:`physiosync.training.loop.run_loop`'s; this function says what one epoch is.
 
     Args:
         cache: ``WindowCache`` (contract 2).
@@ -275,51 +245,32 @@ def pretrain_split(
         ``encoders_path`` (``None`` until finished), ``finished``, ``epochs_done``, ``skipped`` (finished
         by an earlier call).
     """
-    from physiosync.losses.objective import pretrain_loss
     from physiosync.models import PretrainModel
 
     out_dir = Path(out_dir)
-    ckpt_path, enc_path = out_dir / CHECKPOINT_NAME, out_dir / ENCODERS_NAME
+    enc_path = out_dir / ENCODERS_NAME
     keep = cfg.pretrain.keep_checkpoint if keep_checkpoint is None else keep_checkpoint
-    if enc_path.is_file():
-        return _finished_earlier(out_dir, keep)
-    device = as_device(device, cfg)
+    device = as_device(device, cfg.device)
     pc = cfg.pretrain
     key = str(split.key())
     base = derive_seed(cfg.seed, key, float(window_s))
-
-    torch.manual_seed(derive_seed(base, "init"))
-    model = PretrainModel(cache.contract, window_s, cfg.model).to(device)
-    optimizer = make_adam(model.parameters(), pc.lr, pc.weight_decay, device)
-    data_gen = np.random.default_rng(derive_seed(base, "data"))
-    aug_gen = torch.Generator(device=device)
-    aug_gen.manual_seed(derive_seed(base, "augment"))
-    torch.manual_seed(derive_seed(base, "train"))  # dropout stream, independent of the init draws
-    eval_plan = _eval_plan(split, cfg, base)
-
-    history: list[dict[str, Any]] = []
-    start_epoch, step = 0, 0
-    state: dict[str, Any] | None = None
-    if ckpt_path.exists():
-        state = load_checkpoint(ckpt_path, map_location=device)
-        _check_resume(ckpt_path, state, cache, cfg, key)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        restore_rng_states(state["rng"], {"data": data_gen}, {"augment": aug_gen})
-        history, start_epoch, step = list(state["history"]), int(state["epoch"]), int(state["step"])
-    # bf16: weight copies made after the (possibly resumed) weights are in place, refreshed after every
-    # step; fp32: a no-op context (physiosync.training.precision). A resumed run keeps its checkpoint's precision.
-    precision = run_precision(cfg, device, state, ckpt_path)
-    mixed = mixed_precision(model, precision)
-
     gather = partial(gather_planned, cache, window_s)
-    stop = pc.epochs if max_epochs_this_call is None else min(pc.epochs, start_epoch + max_epochs_this_call)
-    bar = tqdm(range(start_epoch, stop), disable=not progress, desc=f"pretrain {window_s:g}s", unit="epoch")
-    for epoch in bar:
-        t0 = time.perf_counter()
-        model.train()
+
+    def build() -> Parts:
+        model = PretrainModel(cache.contract, window_s, cfg.model).to(device)
+        optimizer = make_adam(model.parameters(), pc.lr, pc.weight_decay, device)
+        data_gen = np.random.default_rng(derive_seed(base, "data"))
+        aug_gen = torch.Generator(device=device)
+        aug_gen.manual_seed(derive_seed(base, "augment"))
+        return Parts(model, optimizer, None, {"data": data_gen}, {"augment": aug_gen})
+
+    eval_plan = _eval_plan(split, cfg, base)  # its own generator: evaluation never shifts training (D18)
+
+    def train_epoch(run: Run) -> dict[str, Any]:
+        model, optimizer = run.parts.model, run.parts.optimizer
+        aug_gen = run.parts.torch_generators["augment"]
         plan = plan_batches(pc.pairing, split.train_moments, split.train_subjects, pc.batch_size,
-                            pc.n_group_subjects, data_gen, pc.steps_per_epoch)
+                            pc.n_group_subjects, run.parts.np_generators["data"], pc.steps_per_epoch)
         if not plan:
             raise ValueError(f"pre-training split {key!r} yields no training batch")
         sums: dict[str, Any] = defaultdict(float)
@@ -327,46 +278,44 @@ def pretrain_split(
         for batch in iter_tensor_batches(gather, plan, device):
             if pc.augment.enabled:
                 batch = _augment(batch, aug_gen, cfg)
-            with mixed:
-                terms = pretrain_loss(model, batch, pc)
+            with run.mixed:
+                terms = score_batch(model, batch, cfg)
             optimizer.zero_grad(set_to_none=True)
             terms["loss"].backward()
             optimizer.step()
-            mixed.refresh()
+            run.mixed.refresh()
             _accumulate(sums, terms)
-            step += 1
-            if step % every == 0:
+            run.step += 1
+            if run.step % every == 0:
                 release_pages(cache)
-        record = {
-            "epoch": epoch + 1, "steps": len(plan), "lr": optimizer.param_groups[0]["lr"],
-            "train": _means(sums, len(plan)),
-            "val": evaluate_pretrain(model, cache, window_s, eval_plan, cfg, device, mixed),
-        }
+        return {"steps": len(plan), "lr": optimizer.param_groups[0]["lr"], "train": _means(sums, len(plan))}
+
+    def evaluate(run: Run) -> dict[str, float]:
+        val = evaluate_pretrain(run.parts.model, cache, window_s, eval_plan, cfg, device, run.mixed)
         release_pages(cache)
-        record["seconds"] = time.perf_counter() - t0
-        history.append(record)
-        bar.set_postfix(loss=f"{record['train'].get('loss', float('nan')):.3f}")
-        save_checkpoint(ckpt_path, {
-            "stage": "pretrain", "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": None, "epoch": epoch + 1, "step": step,
-            "rng": capture_rng_states({"data": data_gen}, {"augment": aug_gen}),
-            "config": cfg.model_dump(mode="json"), "contract": cache.contract.to_dict(),
-            "cache_hash": cache.hash, "split_key": key, "window_s": float(window_s), "history": history,
-            "precision": precision,
-        })
+        return val
 
-    finished = (history[-1]["epoch"] if history else 0) >= pc.epochs
-    if finished:
-        write_json_atomic(out_dir / HISTORY_NAME, history)
-        save_encoders(enc_path, model, window_s, cache, cfg, key)  # last: marks the pre-training finished
-        if not keep:
-            ckpt_path.unlink(missing_ok=True)
-    return {"history": history, "encoders_path": enc_path if finished else None,
-            "finished": finished, "epochs_done": len(history), "skipped": False}
+    def finish(run: Run) -> dict[str, Any]:
+        write_json_atomic(out_dir / HISTORY_NAME, run.history)
+        save_encoders(enc_path, run.parts.model, window_s, cache, cfg, key)  # last: marks it finished
+        return {"encoders_path": enc_path}
+
+    spec = LoopSpec(
+        stage="pretrain", desc=f"pretrain {window_s:g}s", epochs=pc.epochs, device=device,
+        init_seed=derive_seed(base, "init"), train_seed=derive_seed(base, "train"), build=build,
+        train_epoch=train_epoch, evaluate=evaluate, finish=finish, out_dir=out_dir,
+        finished=lambda: _finished_earlier(out_dir) if enc_path.is_file() else None,
+        check_resume=lambda path, state: _check_resume(path, state, cache, cfg, key),
+        identity={"config": cfg.model_dump(mode="json"), "contract": cache.contract.to_dict(),
+                  "cache_hash": cache.hash, "split_key": key, "window_s": float(window_s)},
+        precision=cfg.precision,
+    )
+    result = run_loop(spec, progress=progress, max_epochs_this_call=max_epochs_this_call, keep_checkpoint=keep)
+    return {"encoders_path": None, **result}
 
 
-def _finished_earlier(out_dir: Path, keep_checkpoint: bool) -> dict[str, Any]:
-    """Result of a pre-training whose ``encoders.pt`` exists, tidying what a kill may have left.
+def _finished_earlier(out_dir: Path) -> dict[str, Any]:
+    """Result of a pre-training whose ``encoders.pt`` exists (the loop then removes a leftover checkpoint).
 
     ``history.json`` precedes ``encoders.pt``, so it is there — except in a directory written before
     that order was fixed, where it is recovered from the checkpoint (which those runs never deleted).
@@ -386,10 +335,7 @@ def _finished_earlier(out_dir: Path, keep_checkpoint: bool) -> dict[str, Any]:
             log.warning("%s: no %s and no checkpoint to recover it from (%s); the report has no curve for it",
                         out_dir, HISTORY_NAME, e)
             history = []
-    if not keep_checkpoint:
-        ckpt_path.unlink(missing_ok=True)
-    return {"history": history, "encoders_path": out_dir / ENCODERS_NAME, "finished": True,
-            "epochs_done": len(history), "skipped": True}
+    return {"history": history, "encoders_path": out_dir / ENCODERS_NAME, "epochs_done": len(history)}
 
 
 def _eval_plan(split: Any, cfg: RunConfig, base: int) -> list[tuple[np.ndarray, ...]]:
