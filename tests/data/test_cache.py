@@ -84,8 +84,8 @@ def test_window_table_rows_follow_trials(built):
     t = cache.windows(1.0)
     row = (2 * N_TRIALS + 1) * 60 + 7  # subject 2, trial 1, window 7
     assert (t.subject[row], t.trial[row], t.window[row]) == (2, 1, 7)
-    assert t.label_four[row] == cache.trials["label_four"][2, 1]
-    assert t.arousal[row] == cache.trials["arousal"][2, 1]
+    assert t.label("four")[row] == cache.trials["label_four"][2, 1]
+    assert t.ratings["arousal"][row] == cache.trials["arousal"][2, 1]
 
 
 def test_reused_when_nothing_changed_without_rehashing(built, monkeypatch):

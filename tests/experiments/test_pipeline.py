@@ -232,7 +232,7 @@ def test_dreamer_runs_end_to_end_with_its_defaults(tmp_path: Path) -> None:
     saved = load_config(run / "config.yaml")  # loading does not resolve: this is what the run saved
     assert saved.model.resolutions == [1.0]
     assert saved.preprocess.peripheral_norm == "trial"  # DREAMER's facts, not DEAP's "subject"
-    assert saved.preprocess.thresholds == {"valence": 3.0, "arousal": 3.0}
+    assert saved.preprocess.thresholds == {"valence": 3.0, "arousal": 3.0, "dominance": 3.0}  # every rating
     assert res["protocol"]["n_folds"] == 1 and set(res["labels"]) == {"valence", "four"}
     assert sorted(p.name.split("-")[0] for p in run.glob("pretrain/*")) == ["1s"]
     assert (run / "report.md").is_file()

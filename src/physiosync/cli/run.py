@@ -96,16 +96,18 @@ def _ms(summary: dict[str, Any], key: str) -> str:
 
 
 def format_results(results: dict[str, Any]) -> str:
-    """A compact text table: one line per label dimension (percentages, mean ± std over folds, ddof 0)."""
+    """A compact text table: one line per label task (percentages, mean ± std over folds, ddof 0)."""
     proto = results["protocol"]
     lines = [f"protocol: {proto['name']}" + ("  (LEAKY: windows of test trials are in training)" if proto["leaky"] else "")
              + f"   folds: {proto['n_folds']}   (mean ± std over folds, ddof 0, %)"]
-    head = f"{'label':<8} {'accuracy':>13} {'bal. acc.':>13} {'F1':>13} {'trial vote':>13} {'majority':>13} {'chance':>7}"
+    w = max([8, *(len(label) for label in results["labels"])])  # any task name fits its column
+    head = (f"{'label':<{w}} {'accuracy':>13} {'bal. acc.':>13} {'F1':>13} {'trial vote':>13} {'majority':>13} "
+            f"{'chance':>7}")
     lines += [head, "-" * len(head)]
     for label, r in results["labels"].items():
         s = r["summary"]
         chance = (r.get("chance") or {}).get("chance_mean")
-        lines.append(f"{label:<8} {_ms(s, 'accuracy'):>13} {_ms(s, 'balanced_accuracy'):>13} {_ms(s, 'f1'):>13} "
+        lines.append(f"{label:<{w}} {_ms(s, 'accuracy'):>13} {_ms(s, 'balanced_accuracy'):>13} {_ms(s, 'f1'):>13} "
                      f"{_ms(s, 'trial_vote_accuracy'):>13} {_ms(s, 'majority_accuracy'):>13} {_pct(chance):>7}")
     return "\n".join(lines)
 

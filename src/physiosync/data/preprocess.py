@@ -20,14 +20,15 @@ consequence"), which is what lets the cache store one copy.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
-from physiosync.config import PreprocessConfig, load_dataset_facts, resolve_preprocess
-from physiosync.data.labels import make_labels
+from physiosync.config import PreprocessConfig, TaskConfig, load_dataset_facts, resolve_preprocess
+from physiosync.data.labels import Task, dataset_tasks, make_labels
 from physiosync.data.recording import SubjectRecording
 from physiosync.errors import DataFormatError
 
@@ -52,7 +53,8 @@ class PreprocessPlan:
         window_bug: D13, DREAMER duplicated first window and dropped last second.
         segment: DREAMER "first" or "last" 60 s of each clip.
         peripheral_norm: "none", "trial" or "subject" for the peripheral modality.
-        thresholds: {"valence": t, "arousal": t}, high ⇔ rating ≥ t.
+        thresholds: rating -> t, high ⇔ rating ≥ t (every rating of the dataset).
+        tasks: task name -> :class:`~physiosync.data.labels.Task`; one stored label column each.
     """
 
     dataset: str
@@ -63,17 +65,21 @@ class PreprocessPlan:
     segment: str
     peripheral_norm: str
     thresholds: dict[str, float]
+    tasks: dict[str, Task] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def resolve_plan(dataset: str, cfg: PreprocessConfig) -> PreprocessPlan:
+def resolve_plan(
+    dataset: str, cfg: PreprocessConfig, tasks: Mapping[str, TaskConfig] | None = None
+) -> PreprocessPlan:
     """Resolve quirk switches for ``dataset``; the peripheral normalisation and thresholds are its defaults.
 
     Dataset defaults (``peripheral_norm``, ``thresholds``) come from
     :func:`physiosync.config.resolve_preprocess`, the one place that fills them (a no-op on a config already
-    resolved by :func:`physiosync.config.resolve_config`).
+    resolved by :func:`physiosync.config.resolve_config`). ``tasks`` are the config's label tasks (None =
+    only the dataset's own), combined with the facts' by :func:`physiosync.config.resolve_tasks`.
     """
     cfg = resolve_preprocess(dataset, cfg)
     assert cfg.peripheral_norm is not None and cfg.thresholds is not None
@@ -87,6 +93,7 @@ def resolve_plan(dataset: str, cfg: PreprocessConfig) -> PreprocessPlan:
         segment=cfg.dreamer_segment if dreamer else "first",
         peripheral_norm=cfg.peripheral_norm,
         thresholds=dict(cfg.thresholds),
+        tasks=dataset_tasks(dataset, tasks),
     )
 
 
@@ -98,8 +105,8 @@ class PreparedSubject:
         subject: Canonical id ("s01").
         signals: modality -> Shape: (n_trials, n_chans, N_SAMPLES) float32 (may be the caller's buffers).
         stimulus: Shape: (n_trials,) int64 stimulus ids.
-        ratings: "valence", "arousal", "dominance" -> Shape: (n_trials,) float64.
-        labels: "label_arousal", "label_valence", "label_four" -> Shape: (n_trials,) int64.
+        ratings: every rating column of the dataset ("valence", "arousal", ...) -> Shape: (n_trials,) float64.
+        labels: ``label_<task>`` for every task of the plan -> Shape: (n_trials,) int64.
     """
 
     subject: str
@@ -426,19 +433,25 @@ def preprocess_recording(
             preprocess_dreamer(rec, plan, out)
     check_prepared(rec, out, dreamer=plan.dataset == "dreamer")
 
+    # Every rating column is stored (NaN where the recording lacks it); those a task reads must be finite.
     ratings = {}
-    for name in ("valence", "arousal", "dominance"):
+    for name in facts["ratings"]:
         r = np.asarray(rec.ratings.get(name, np.full(rec.n_trials, np.nan)), dtype=np.float64).reshape(-1)
         if r.shape != (rec.n_trials,):
             raise DataFormatError(rec.source, f"ratings[{name!r}]", r.shape, (rec.n_trials,))
         ratings[name] = r
-    for name in ("valence", "arousal"):
+    for name in dict.fromkeys(c for t in plan.tasks.values() for c in t.columns):
         if not np.isfinite(ratings[name]).all():
             raise DataFormatError(rec.source, f"ratings[{name!r}]", "missing or non-finite", "finite ratings")
+    try:
+        labels = make_labels(ratings, plan.tasks, plan.thresholds, plan.four_tie_bug)
+    except ValueError as e:  # a categorical task met a value outside its classes
+        raise DataFormatError(rec.source, "ratings", f"subject {rec.subject}: {e}",
+                              "values listed by the task's classes") from None
     return PreparedSubject(
         subject=rec.subject,
         signals=out,
         stimulus=np.array([t.stimulus for t in rec.trials], dtype=np.int64),
         ratings=ratings,
-        labels=make_labels(ratings, plan.thresholds, plan.four_tie_bug),
+        labels=labels,
     )

@@ -112,6 +112,6 @@ def paper_reference(dataset: str, protocol: str) -> dict[str, Any] | None:
     if table is None:
         return None
     values = next(dict(zip(table["columns"], r[3], strict=True)) for r in table["rows"] if r[0] == OURS)
-    labels = sorted({c.rsplit("_", 1)[0] for c in table["columns"]}, key=["arousal", "valence", "four"].index)
+    labels = list(dict.fromkeys(c.rsplit("_", 1)[0] for c in table["columns"]))  # the table's column order
     ours = {lab: {"accuracy": values[f"{lab}_acc"], "f1": values[f"{lab}_f1"]} for lab in labels}
     return {"table": table["title"], "source": SOURCE, "note": note, "ours": ours}
