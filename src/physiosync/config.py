@@ -950,6 +950,10 @@ def resolve_config(cfg: RunConfig) -> RunConfig:
         ConfigError: ``model.resolutions`` is an empty list; a label is not a task of the dataset or the
             config; a task or threshold names a column the dataset does not have.
     """
+    tasks = resolve_tasks(cfg.dataset.name, cfg.tasks)
+    unknown = [lab for lab in cfg.labels if lab not in tasks]
+    if unknown:  # checked first: the assignments below re-validate the whole config
+        raise ConfigError(f"labels: {_unknown_tasks_message(unknown, cfg.dataset.name, list(tasks))}")
     res = cfg.model.resolutions
     if res is None:
         res = dataset_defaults(cfg.dataset.name)["resolutions"]
@@ -958,8 +962,5 @@ def resolve_config(cfg: RunConfig) -> RunConfig:
     out = cfg.model_copy(deep=True)
     out.model = out.model.model_copy(update={"resolutions": sorted({float(w) for w in res})})
     out.preprocess = resolve_preprocess(cfg.dataset.name, cfg.preprocess)
-    out.tasks = resolve_tasks(cfg.dataset.name, cfg.tasks)
-    unknown = [lab for lab in out.labels if lab not in out.tasks]
-    if unknown:
-        raise ConfigError(f"labels: {_unknown_tasks_message(unknown, cfg.dataset.name, list(out.tasks))}")
+    out.tasks = tasks
     return out
