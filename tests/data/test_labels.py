@@ -7,9 +7,9 @@ from physiosync.data.labels import (
     HALV,
     LAHV,
     LALV,
+    dataset_tasks,
     make_binary_labels,
     make_four_labels,
-    dataset_tasks,
     make_labels,
     resolve_thresholds,
 )

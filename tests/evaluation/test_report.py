@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from physiosync.config import ProtocolConfig, load_config
-from physiosync.data.protocols import make_folds
 from physiosync.data.labels import dataset_tasks
+from physiosync.data.protocols import make_folds
 from physiosync.data.table import WindowTable
 from physiosync.errors import ConfigError
 from physiosync.evaluation.metrics import majority_class, permutation_chance

@@ -336,10 +336,10 @@ def open_cache(path: str | Path, reused: bool = False) -> WindowCache:
             raise DataFormatError(mpath, key, manifest.get(key), "the rating columns and label tasks of the cache")
     cache = WindowCache(path, manifest, reused=reused)
     try:
-        cache.tasks
+        tasks = cache.tasks  # parsed once here, so a damaged definition is a data error of the manifest
     except ValueError as e:
         raise DataFormatError(mpath, "tasks", shorten(str(e), 200), "task definitions written by build_cache") from None
-    missing = [c for c in ("stimulus", *cache.ratings, *(t.column for t in cache.tasks.values()))
+    missing = [c for c in ("stimulus", *cache.ratings, *(t.column for t in tasks.values()))
                if c not in cache.trials]
     if missing:
         raise DataFormatError(path / "trials.npz", "columns", f"{missing} missing", "every column the manifest lists")

@@ -50,8 +50,8 @@ from typing import Any
 import numpy as np
 
 from physiosync.atomic import atomic_path, write_json_atomic, write_text_atomic
-from physiosync.data.protocols import LEAKY_PROTOCOLS, describe_protocol
 from physiosync.data.labels import Task
+from physiosync.data.protocols import LEAKY_PROTOCOLS, describe_protocol
 from physiosync.data.table import WindowTable
 from physiosync.errors import DataFormatError
 from physiosync.evaluation.metrics import (
