@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from physiosync.config import RunConfig
-from physiosync.data.cache import WindowCache
+from physiosync.data.cache import FORMAT_VERSION, WindowCache
 from physiosync.data.contract import DataContract, ModalitySpec
+from physiosync.data.labels import dataset_tasks
 from physiosync.data.protocols import Fold, PretrainSplit
 
 
@@ -32,11 +33,14 @@ def make_cache(root: Path, n_subjects: int = 4, n_trials: int = 3, seconds: int 
         shapes[spec.name] = list(shape)
     labels = rng.integers(0, 2, (n_subjects, n_trials))
     np.savez(path / "trials.npz", stimulus=np.tile(np.arange(n_trials), (n_subjects, 1)),
-             valence=labels * 5.0, arousal=labels * 5.0, dominance=labels * 5.0, label_arousal=labels,
-             label_valence=1 - labels, label_four=2 * labels + rng.integers(0, 2, labels.shape))
-    manifest = {"format_version": 1, "hash": f"tiny{seed}", "dataset": "deap", "contract": contract.to_dict(),
-                "subjects": [f"s{i + 1:02d}" for i in range(n_subjects)], "n_trials": n_trials,
-                "n_samples": n_samples, "sfreq": 128.0, "shapes": shapes}
+             valence=labels * 5.0, arousal=labels * 5.0, dominance=labels * 5.0, liking=labels * 5.0,
+             label_arousal=labels, label_valence=1 - labels,
+             label_four=2 * labels + rng.integers(0, 2, labels.shape))
+    tasks = {name: t.to_dict() for name, t in dataset_tasks("deap").items() if name in ("arousal", "valence", "four")}
+    manifest = {"format_version": FORMAT_VERSION, "hash": f"tiny{seed}", "dataset": "deap",
+                "contract": contract.to_dict(), "subjects": [f"s{i + 1:02d}" for i in range(n_subjects)],
+                "n_trials": n_trials, "n_samples": n_samples, "sfreq": 128.0, "shapes": shapes,
+                "ratings": ["valence", "arousal", "dominance", "liking"], "tasks": tasks}
     (path / "manifest.json").write_text(json.dumps(manifest))
     return WindowCache(path, manifest)
 

@@ -110,8 +110,10 @@ def test_resolve_config_fills_every_dataset_default_from_the_facts(dataset: str)
     assert cfg.model.resolutions == [float(w) for w in facts["default_resolutions"]]
     assert cfg.model.resolutions == ([1.0, 5.0] if dataset == "deap" else [1.0])  # method-spec §3.6 / §3.7
     assert cfg.preprocess.peripheral_norm == facts["peripheral_norm"] == ("subject" if dataset == "deap" else "trial")
-    assert cfg.preprocess.thresholds == {"valence": facts["thresholds"]["valence"],
-                                         "arousal": facts["thresholds"]["arousal"]}
+    assert {k: cfg.preprocess.thresholds[k] for k in ("valence", "arousal")} == {
+        "valence": facts["thresholds"]["valence"], "arousal": facts["thresholds"]["arousal"]}
+    assert cfg.preprocess.thresholds == {r: float(facts["thresholds"][r]) for r in facts["ratings"]}  # every rating
+    assert list(cfg.tasks) == list(facts["tasks"])  # the facts' label tasks, resolved into the saved config
     assert raw.model.resolutions is None  # the input is not modified
     # idempotent, and a saved (dumped) resolved config reloads to itself: what resume compares
     assert resolve_config(cfg) == cfg
@@ -236,7 +238,7 @@ def test_resolve_config_keeps_given_values_and_merges_partial_thresholds():
         "preprocess.thresholds={arousal: 3.5}"]))
     assert cfg.model.resolutions == [1.0, 5.0]  # sorted floats: [5, 1] and [1, 5] are one config (repeats are refused)
     assert cfg.preprocess.peripheral_norm == "none"
-    assert cfg.preprocess.thresholds == {"valence": 3.0, "arousal": 3.5}
+    assert cfg.preprocess.thresholds == {"valence": 3.0, "arousal": 3.5, "dominance": 3.0}
     # official: the authors never normalise the peripheral signal (D23), whatever the dataset's default
     off = resolve_config(load_config(overrides=["preprocess.official=true"]))
     assert off.preprocess.peripheral_norm == "none"
@@ -262,7 +264,8 @@ def test_resolved_preprocessing_gives_the_plan_of_the_dataset_defaults():
         raw = load_config(overrides=[f"dataset.name={dataset}", *over])
         for pc in (raw.preprocess, resolve_config(raw).preprocess):
             plan = resolve_plan(dataset, pc)
-            assert (plan.peripheral_norm, plan.thresholds) == (norm, thr), (dataset, over)
+            va = {k: plan.thresholds[k] for k in ("valence", "arousal")}  # the other ratings: test_tasks.py
+            assert (plan.peripheral_norm, va) == (norm, thr), (dataset, over)
 
 
 def test_unusable_device_is_a_config_error(monkeypatch):

@@ -10,8 +10,8 @@ config is saved with every run. Dataset *facts* (channels, rates, thresholds) ar
 live in ``physiosync/data/datasets/<name>.yaml`` and are read with :func:`physiosync.data.facts.dataset_facts`.
 
 Fields documented as ``None = dataset default`` (``model.resolutions``, ``preprocess.peripheral_norm``,
-``preprocess.thresholds``) are filled from those facts by :func:`resolve_config`, the one place that knows
-them. Every entry point (``run_pipeline``, ``compare``, ``describe-model``; ``build_cache`` through
+``preprocess.thresholds``) and the label ``tasks`` (the facts' ``tasks:`` with the config's over them) are
+filled from those facts by :func:`resolve_config`, the one place that knows them. Every entry point (``run_pipeline``, ``compare``, ``describe-model``; ``build_cache`` through
 ``resolve_plan``) resolves the config it is given before any stage sees it, so every stage, every
 ``compare`` row and the ``config.yaml`` of a run directory see the same, explicit values. Loading does *not* resolve: a loaded config may still
 have its dataset changed (``prepare --dataset``, ``describe-model --dataset``) before it is used.
@@ -24,6 +24,7 @@ import math
 import re
 from collections.abc import Callable
 from fractions import Fraction
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -45,7 +46,7 @@ from physiosync.data.facts import dataset_facts
 from physiosync.data.facts import load_dataset_facts as load_dataset_facts  # re-exported (former home)
 from physiosync.errors import ConfigError, shorten
 
-LabelName = Literal["arousal", "valence", "four"]
+TaskKind = Literal["threshold", "quadrants", "categorical"]
 ProtocolName = Literal["paper", "stimulus-kfold", "subject-trial-kfold", "loso", "subject-kfold"]
 
 # Upper bounds are guards against typos and overflow (torch takes C ints), far above any useful value.
@@ -132,6 +133,25 @@ def _dataset_name(v: str) -> str:
 
 
 DatasetName = Annotated[str, Strict(), AfterValidator(_dataset_name)]
+_TASK_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+
+def _task_name(v: str) -> str:
+    # A task name becomes part of file names (predictions_fold0_<task>.csv, finetune/<task>/): keep it a
+    # plain lower-case identifier.
+    if not _TASK_NAME_RE.fullmatch(v):
+        raise ValueError("a task name is 1-40 characters of a-z, 0-9 and '_', starting with a letter")
+    return v
+
+
+def _class_name(v: str) -> str:
+    if not v.strip() or len(v) > 40 or not v.isprintable():
+        raise ValueError("a class name is 1-40 printable characters")
+    return v
+
+
+TaskName = Annotated[str, Strict(), AfterValidator(_task_name)]
+ClassName = Annotated[str, Strict(), AfterValidator(_class_name)]
 
 
 def _preset_name(v: str) -> str:
@@ -210,8 +230,10 @@ class PreprocessConfig(StrictModel):
     dreamer_window_bug: Bool | None = None  # D13: duplicated first window, last second dropped
     dreamer_segment: Literal["first", "last"] = "first"  # which 60 s of each DREAMER clip
     peripheral_norm: Literal["none", "trial", "subject"] | None = None  # None = dataset default
-    # None = dataset default (DEAP 5, DREAMER 3); must lie inside the dataset's rating scale (RunConfig)
-    thresholds: dict[Literal["valence", "arousal"], Float] | None = None
+    # per rating column: high <=> rating >= threshold. None = dataset default (the facts' ``thresholds``:
+    # DEAP 5, DREAMER 3 for every rating); given entries replace the facts' one by one. Keys must be rating
+    # columns of the dataset and values lie inside its rating scale (checked by RunConfig).
+    thresholds: dict[str, Float] | None = None
 
     def quirk(self, name: str) -> bool:
         """Resolved value of a quirk flag: its own value if set, otherwise ``official``."""
@@ -365,6 +387,74 @@ class ProtocolConfig(StrictModel):
                      AfterValidator(_unique)] | None = None
 
 
+QUADRANT_DEFAULT_CLASS_NAMES = ("HH", "HL", "LH", "LL")
+
+
+class TaskConfig(StrictModel):
+    """One label task (a ``tasks:`` entry of the config or of a dataset facts file).
+
+    Why a schema of its own: a task decides the integer labels stored in the cache, so a typo in it must be
+    an error naming the key, never a silently different label. Kinds:
+
+    - ``threshold``: one rating column, class 1 (``high``) ⇔ rating ≥ its threshold
+      (``preprocess.thresholds``, per rating); class names default to ``[low, high]``.
+    - ``quadrants``: two rating columns ``[first, second]``, each split at its threshold; class index
+      ``2·low(first) + low(second)``, so with ``[arousal, valence]`` the classes are HAHV, HALV, LAHV, LALV
+      (the default names are ``HH, HL, LH, LL``). The D8 quirk (``deap_four_tie_bug``) applies to it.
+    - ``categorical``: one column whose values map to classes, ``classes: {name: [values]}`` in class-index
+      order (e.g. DREAMER dominance ``{low: [1, 2], mid: [3], high: [4, 5]}``); a value outside every class
+      is a data error when the cache is built.
+    """
+
+    kind: TaskKind
+    columns: Annotated[list[Annotated[str, Strict()]], Field(min_length=1, max_length=2), AfterValidator(_unique)]
+    class_names: Annotated[list[ClassName], Field(min_length=2, max_length=256), AfterValidator(_unique)] | None = None
+    classes: Annotated[dict[ClassName, Annotated[list[Float], Field(min_length=1)]],
+                       Field(min_length=2, max_length=256)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_class_names(cls, data: Any) -> Any:
+        """Fill ``class_names`` from the kind (threshold, quadrants) or from ``classes`` (categorical), so a
+        resolved task always states its class names and resolving twice gives the same task."""
+        if not isinstance(data, dict) or data.get("class_names") is not None:
+            return data
+        kind, classes = data.get("kind"), data.get("classes")
+        if kind == "threshold":
+            return {**data, "class_names": ["low", "high"]}
+        if kind == "quadrants":
+            return {**data, "class_names": list(QUADRANT_DEFAULT_CLASS_NAMES)}
+        if kind == "categorical" and isinstance(classes, dict):
+            return {**data, "class_names": [str(k) for k in classes]}
+        return data
+
+    @model_validator(mode="after")
+    def _shape_fits_kind(self) -> TaskConfig:
+        want = {"threshold": (1, 2), "quadrants": (2, 4), "categorical": (1, None)}
+        n_cols, n_classes = want[self.kind]
+        if len(self.columns) != n_cols:
+            raise KeyedValueError("columns", self.columns, f"a {self.kind} task reads exactly {n_cols} column(s)")
+        if self.kind == "categorical":
+            if self.classes is None:
+                raise KeyedValueError("classes", None, "a categorical task needs classes: {class name: [values]}")
+            if self.class_names != list(self.classes):
+                raise KeyedValueError("class_names", self.class_names,
+                                      f"must equal the names of classes ({', '.join(self.classes)}) or be left out")
+            seen: dict[float, str] = {}
+            for name, values in self.classes.items():
+                for v in values:
+                    if v in seen:
+                        raise KeyedValueError("classes", self.classes,
+                                              f"value {v:g} belongs to both {seen[v]!r} and {name!r}")
+                    seen[v] = name
+        else:
+            if self.classes is not None:
+                raise KeyedValueError("classes", self.classes, f"only categorical tasks map values (kind is {self.kind})")
+            if len(self.class_names or []) != n_classes:
+                raise KeyedValueError("class_names", self.class_names, f"a {self.kind} task has {n_classes} classes")
+        return self
+
+
 class RunConfig(StrictModel):
     """Everything a run needs; saved resolved in ``runs/<name>/config.yaml``."""
 
@@ -376,8 +466,12 @@ class RunConfig(StrictModel):
     # a run saves and reports the resolved value (physiosync.training.runtime.resolve_precision).
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     n_threads: Annotated[int, Strict(), Field(ge=1, le=1024)] | None = None
-    labels: Annotated[list[LabelName], Field(min_length=1), AfterValidator(_unique)] = Field(
+    # label tasks to fine-tune and report, by name: the dataset's tasks (its facts file) and ``tasks`` below
+    labels: Annotated[list[TaskName], Field(min_length=1), AfterValidator(_unique)] = Field(
         default_factory=lambda: ["arousal", "valence", "four"])
+    # Label tasks added to (or replacing, by name) the dataset facts' tasks; resolved (all tasks listed) by
+    # resolve_config. Every task defined here is a label column of the cache, so it is part of its hash.
+    tasks: dict[TaskName, TaskConfig] = Field(default_factory=dict)
     cache_dir: PathValue = Path("cache")
     runs_dir: PathValue = Path("runs")
     # Where pre-trained encoders are kept (None = <run>/pretrain). Pre-trainings are keyed by everything
@@ -399,7 +493,11 @@ class RunConfig(StrictModel):
         take a section alone re-check with their own ConfigError.)"""
         facts = dataset_facts(self.dataset.name)
         lo, hi = facts.rating_scale
+        ratings = dataset_ratings(self.dataset.name)
         for name, t in (self.preprocess.thresholds or {}).items():
+            if name not in ratings:
+                raise KeyedValueError(f"preprocess.thresholds.{name}", t,
+                                      f"is not a {self.dataset.name} rating column; expected one of {', '.join(ratings)}")
             if not lo < t <= hi:
                 raise KeyedValueError(f"preprocess.thresholds.{name}", t,
                                       f"must lie in ({lo:g}, {hi:g}], the {self.dataset.name} rating scale")
@@ -414,6 +512,17 @@ class RunConfig(StrictModel):
         problem = window_problem(resolutions, n_samples=facts.samples(facts.stimulus_s), sfreq=sfreq)
         if problem:
             raise KeyedValueError("model.resolutions", self.model.resolutions, problem)
+        for name, task in self.tasks.items():
+            bad = [c for c in task.columns if c not in ratings]
+            if bad:
+                raise KeyedValueError(f"tasks.{name}.columns", task.columns,
+                                      f"{', '.join(bad)} is not a {self.dataset.name} rating column; expected "
+                                      f"some of {', '.join(ratings)}")
+        available = [*dataset_task_configs(self.dataset.name), *(t for t in self.tasks if t not in
+                                                                 dataset_task_configs(self.dataset.name))]
+        unknown = [lab for lab in self.labels if lab not in available]
+        if unknown:
+            raise KeyedValueError("labels", self.labels, _unknown_tasks_message(unknown, self.dataset.name, available))
         if self.protocol.official and self.protocol.name != "paper":
             raise KeyedValueError("protocol.official", True,
                                   f"applies to the `paper` protocol only (protocol.name is {self.protocol.name!r})")
@@ -733,13 +842,73 @@ class _NoAliasDumper(yaml.SafeDumper):
 
 def dataset_defaults(name: str) -> dict[str, Any]:
     """The configuration defaults a dataset's facts file sets (``resolutions``, ``peripheral_norm``,
-    ``thresholds``), as :func:`resolve_config` applies them."""
+    ``thresholds`` per rating), as :func:`resolve_config` applies them (tasks: :func:`resolve_tasks`)."""
     facts = dataset_facts(name)
     return {
         "resolutions": sorted({float(w) for w in facts.default_resolutions}),
         "peripheral_norm": str(facts.peripheral_norm),
         "thresholds": {str(k): float(v) for k, v in facts.thresholds.items()},
     }
+
+
+def dataset_ratings(name: str) -> list[str]:
+    """The rating columns of a dataset (its facts' ``ratings``), in file order; every one is stored in the
+    cache and may be read by a label task."""
+    return [str(r) for r in dataset_facts(name).ratings]
+
+
+@cache
+def _facts_tasks(name: str) -> dict[str, TaskConfig]:
+    where = f"physiosync/data/datasets/{name}.yaml"
+    raw = dataset_facts(name).tasks or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: key 'tasks': expected a mapping of task name -> definition")
+    out: dict[str, TaskConfig] = {}
+    for task_name, spec in raw.items():
+        try:
+            _task_name(str(task_name))
+            out[str(task_name)] = TaskConfig.model_validate(spec)
+        except (ValidationError, ValueError) as e:
+            msg = format_validation_error(e, where) if isinstance(e, ValidationError) else f"{where}: {e}"
+            raise ConfigError(f"{msg} (task {task_name!r})") from None
+    return out
+
+
+def dataset_task_configs(name: str) -> dict[str, TaskConfig]:
+    """The label tasks a dataset's facts file defines (``tasks:``), by name, in file order."""
+    return {k: v.model_copy(deep=True) for k, v in _facts_tasks(name).items()}
+
+
+def _unknown_tasks_message(unknown: list[str], dataset: str, available: list[str]) -> str:
+    return (f"unknown label task(s) {', '.join(unknown)}; {dataset} defines {', '.join(available)} "
+            "(add a task under `tasks:` in the config to define another)")
+
+
+def resolve_tasks(dataset: str, tasks: dict[str, TaskConfig] | None = None) -> dict[str, TaskConfig]:
+    """Every label task of a run: the dataset facts' tasks with the config's ``tasks`` over them, by name.
+
+    Order: the facts' tasks in file order (a config task of the same name takes its place), then the
+    config's other tasks in their order. Idempotent (a resolved mapping resolves to itself).
+
+    Raises:
+        ConfigError: a task reads a column that is not a rating of the dataset, or a threshold/quadrants
+            task reads a rating without a threshold in the facts.
+    """
+    given = dict(tasks or {})
+    out = {name: given.pop(name, t) for name, t in dataset_task_configs(dataset).items()}
+    out.update(given)
+    ratings = dataset_ratings(dataset)
+    with_threshold = set(dataset_facts(dataset).thresholds or {})
+    for name, t in out.items():
+        bad = [c for c in t.columns if c not in ratings]
+        if bad:
+            raise ConfigError(f"tasks.{name}.columns: found {bad}; expected rating columns of {dataset} "
+                              f"({', '.join(ratings)})")
+        missing = [c for c in t.columns if t.kind != "categorical" and c not in with_threshold]
+        if missing:
+            raise ConfigError(f"tasks.{name}: {dataset} facts give no threshold for {missing}; expected a "
+                              "`thresholds` entry for every rating a threshold/quadrants task reads")
+    return {name: t.model_copy(deep=True) for name, t in out.items()}
 
 
 def resolve_preprocess(dataset: str, cfg: PreprocessConfig) -> PreprocessConfig:
@@ -755,6 +924,11 @@ def resolve_preprocess(dataset: str, cfg: PreprocessConfig) -> PreprocessConfig:
     if norm is None:
         norm = "none" if cfg.official else d["peripheral_norm"]
     thresholds = dict(d["thresholds"])
+    ratings = dataset_ratings(dataset)
+    unknown = sorted(set(cfg.thresholds or {}) - set(ratings))
+    if unknown:
+        raise ConfigError(f"preprocess.thresholds: found {unknown}; expected rating columns of {dataset} "
+                          f"({', '.join(ratings)})")
     thresholds.update({k: float(v) for k, v in (cfg.thresholds or {}).items()})
     return cfg.model_copy(update={"peripheral_norm": norm, "thresholds": thresholds}, deep=True)
 
@@ -769,14 +943,20 @@ def resolve_config(cfg: RunConfig) -> RunConfig:
 
     Filled: ``model.resolutions`` (the facts' ``default_resolutions``; a given list is normalised to sorted,
     distinct floats), ``preprocess.peripheral_norm`` and ``preprocess.thresholds``
-    (:func:`resolve_preprocess`). Idempotent, so a resolved config (e.g. a run's saved ``config.yaml``)
+    (:func:`resolve_preprocess`), and ``tasks`` (every label task: the facts' with the config's over them,
+    :func:`resolve_tasks`), against which ``labels`` is checked. Idempotent, so a resolved config (e.g. a run's saved ``config.yaml``)
     resolves to itself. Data-dependent defaults (``protocol.n_folds``, ``dataset.subjects``) cannot be known
     before the data are read and stay with the code that reads them (``make_folds`` records the fold count
     in ``folds.json``).
 
     Raises:
-        ConfigError: ``model.resolutions`` is an empty list.
+        ConfigError: ``model.resolutions`` is an empty list; a label is not a task of the dataset or the
+            config; a task or threshold names a column the dataset does not have.
     """
+    tasks = resolve_tasks(cfg.dataset.name, cfg.tasks)
+    unknown = [lab for lab in cfg.labels if lab not in tasks]
+    if unknown:  # checked first: the assignments below re-validate the whole config
+        raise ConfigError(f"labels: {_unknown_tasks_message(unknown, cfg.dataset.name, list(tasks))}")
     res = cfg.model.resolutions
     if res is None:
         res = dataset_defaults(cfg.dataset.name)["resolutions"]
@@ -785,4 +965,5 @@ def resolve_config(cfg: RunConfig) -> RunConfig:
     out = cfg.model_copy(deep=True)
     out.model = out.model.model_copy(update={"resolutions": sorted({float(w) for w in res})})
     out.preprocess = resolve_preprocess(cfg.dataset.name, cfg.preprocess)
+    out.tasks = tasks
     return out

@@ -176,7 +176,8 @@ class ArrayCache:
     def windows(self, window_s: float) -> WindowTable:
         lab = self.labels
         stim = np.broadcast_to(np.arange(self.n_trials), lab.shape)
-        return WindowTable.from_trials(stim, lab * 1.0, lab * 1.0, lab, lab, lab, self.n_windows(window_s),
+        return WindowTable.from_trials(stim, {"valence": lab * 1.0, "arousal": lab * 1.0},
+                                       {"arousal": lab, "valence": lab, "four": lab}, self.n_windows(window_s),
                                        window_s)
 
     def get_windows(self, modality, window_s, subject, trial, window) -> np.ndarray:

@@ -84,8 +84,8 @@ def test_window_table_rows_follow_trials(built):
     t = cache.windows(1.0)
     row = (2 * N_TRIALS + 1) * 60 + 7  # subject 2, trial 1, window 7
     assert (t.subject[row], t.trial[row], t.window[row]) == (2, 1, 7)
-    assert t.label_four[row] == cache.trials["label_four"][2, 1]
-    assert t.arousal[row] == cache.trials["arousal"][2, 1]
+    assert t.label("four")[row] == cache.trials["label_four"][2, 1]
+    assert t.ratings["arousal"][row] == cache.trials["arousal"][2, 1]
 
 
 def test_reused_when_nothing_changed_without_rehashing(built, monkeypatch):
@@ -191,3 +191,39 @@ def test_dreamer_cache_from_synthetic_file(tmp_path):
     assert set(np.unique(ecg)) <= {-1.0, 0.0, 1.0}
     eeg = np.asarray(official.signals("eeg")).reshape(2, 3, 14, 60, 128)
     assert np.array_equal(eeg[:, :, :, 0], eeg[:, :, :, 1])
+
+
+def test_cache_stores_every_rating_and_one_label_column_per_task(built, tmp_path):
+    _, cache = built
+    assert cache.ratings == ["valence", "arousal", "dominance", "liking"]
+    assert list(cache.tasks) == ["arousal", "valence", "four", "dominance", "liking"]
+    m = json.loads((cache.path / "manifest.json").read_text())
+    assert m["tasks"]["four"] == {"kind": "quadrants", "columns": ["arousal", "valence"],
+                                  "class_names": ["HAHV", "HALV", "LAHV", "LALV"]}
+    for r in cache.ratings:  # liking and dominance are stored too, as the reader gave them
+        assert np.isfinite(cache.trials[r]).all()
+    assert np.array_equal(cache.trials["label_liking"], (cache.trials["liking"] >= 5.0).astype(np.int64))
+    t = cache.windows(5.0)
+    assert sorted(t.labels) == sorted(cache.tasks) and list(t.ratings) == cache.ratings
+    sub = t.select(np.arange(3, 9))
+    assert np.array_equal(sub.label("dominance"), t.label("dominance")[3:9])
+    t.to_csv(tmp_path / "t.csv")
+    header = (tmp_path / "t.csv").read_text().splitlines()[0].split(",")
+    assert header == ["subject", "trial", "stimulus", "window", *cache.ratings, *(f"label_{n}" for n in cache.tasks)]
+    with pytest.raises(KeyError, match="unknown label 'happiness'"):
+        t.label("happiness")
+
+
+def test_a_config_task_changes_the_cache_hash_and_a_manifest_without_tasks_is_refused(built, deap_dir, tmp_path):
+    cfg, cache = built
+    other = build_cache(make_cfg(deap_dir, cfg.cache_dir, "tasks={dv: {kind: quadrants, columns: [dominance, valence]}}"),
+                        progress=False)
+    assert other.hash != cache.hash and other.task("dv").class_names == ("HH", "HL", "LH", "LL")
+    assert "label_dv" in other.trials and "label_dv" not in cache.trials
+    copy = tmp_path / "old"
+    shutil.copytree(cache.path, copy)
+    m = json.loads((copy / "manifest.json").read_text())
+    del m["tasks"]
+    (copy / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(DataFormatError, match="tasks"):
+        open_cache(copy)

@@ -7,6 +7,7 @@ from physiosync.data.labels import (
     HALV,
     LAHV,
     LALV,
+    dataset_tasks,
     make_binary_labels,
     make_four_labels,
     make_labels,
@@ -14,6 +15,10 @@ from physiosync.data.labels import (
 )
 
 DEAP_T = {"valence": 5.0, "arousal": 5.0}
+
+
+def _tasks(dataset: str, *names: str) -> dict:
+    return {k: t for k, t in dataset_tasks(dataset).items() if k in names}
 
 
 def test_binary_high_means_at_or_above_threshold():
@@ -48,16 +53,21 @@ def test_four_class_with_and_without_tie_quirk(va, expected):
 def test_fixed_four_class_agrees_with_binary_labels():
     rng = np.random.default_rng(0)
     v, a = rng.choice([1.0, 3.0, 5.0, 7.0, 9.0], size=(2, 200))
-    lab = make_labels({"valence": v, "arousal": a}, DEAP_T)
+    lab = make_labels({"valence": v, "arousal": a}, _tasks("deap", "arousal", "valence", "four"), DEAP_T)
     expected = 2 * (1 - lab["label_arousal"]) + (1 - lab["label_valence"])
     assert np.array_equal(lab["label_four"], expected)
 
 
+def _va(thresholds: dict) -> dict:
+    """The valence/arousal entries (thresholds now cover every rating; the others are tested below)."""
+    return {k: thresholds[k] for k in ("valence", "arousal")}
+
+
 def test_thresholds_from_facts_and_config():
-    assert resolve_thresholds("deap", load_config().preprocess) == {"valence": 5.0, "arousal": 5.0}
-    assert resolve_thresholds("dreamer", load_config().preprocess) == {"valence": 3.0, "arousal": 3.0}
+    assert _va(resolve_thresholds("deap", load_config().preprocess)) == {"valence": 5.0, "arousal": 5.0}
+    assert _va(resolve_thresholds("dreamer", load_config().preprocess)) == {"valence": 3.0, "arousal": 3.0}
     cfg = load_config(overrides=["preprocess.thresholds={arousal: 6}"]).preprocess
-    assert resolve_thresholds("deap", cfg) == {"valence": 5.0, "arousal": 6.0}
+    assert _va(resolve_thresholds("deap", cfg)) == {"valence": 5.0, "arousal": 6.0}
 
 
 def test_dreamer_integer_scores():

@@ -181,7 +181,9 @@ def test_official_switch_resolves_every_quirk_for_its_dataset_only():
     assert dreamer.ecg_from_eeg_bug and dreamer.baseline_bug and dreamer.window_bug and not dreamer.four_tie_bug
     fixed = plan_for("dreamer")
     assert not (fixed.ecg_from_eeg_bug or fixed.baseline_bug or fixed.window_bug)
-    assert fixed.peripheral_norm == "trial" and fixed.thresholds == {"valence": 3.0, "arousal": 3.0}
+    assert fixed.peripheral_norm == "trial" and {k: fixed.thresholds[k] for k in ("valence", "arousal")} == {
+        "valence": 3.0, "arousal": 3.0}
+    assert fixed.thresholds["dominance"] == 3.0  # every DREAMER rating has its facts threshold
 
 
 def _corrected(rec: SubjectRecording, k: int, start: int = 0) -> np.ndarray:

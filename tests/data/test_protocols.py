@@ -22,7 +22,8 @@ def table() -> WindowTable:
     val = rng.uniform(1, 9, (N_SUB, N_TR))
     aro = rng.uniform(1, 9, (N_SUB, N_TR))
     la, lv = (aro >= 5).astype(int), (val >= 5).astype(int)
-    return WindowTable.from_trials(stim, val, aro, la, lv, 2 * (1 - la) + (1 - lv), N_WIN5, 5.0)
+    return WindowTable.from_trials(stim, {"valence": val, "arousal": aro},
+                                   {"arousal": la, "valence": lv, "four": 2 * (1 - la) + (1 - lv)}, N_WIN5, 5.0)
 
 
 def folds_for(table: WindowTable, name: str, seed: int = 0, **kw) -> list:
@@ -140,8 +141,10 @@ def test_default_fold_counts(table: WindowTable) -> None:
     assert len(make_folds(table, ProtocolConfig(name="stimulus-kfold"), seed=0)) == 2  # 8 stimuli -> 2 of 4
     assert len(make_folds(table, ProtocolConfig(name="subject-trial-kfold"), seed=0)) == 5 * N_SUB
     assert len(make_folds(table, ProtocolConfig(name="subject-kfold"), seed=0)) == N_SUB
-    deap = WindowTable.from_trials(np.tile(np.arange(40), (2, 1)), *(np.zeros((2, 40)),) * 5, n_windows=1, window_s=5.0)
-    dreamer = WindowTable.from_trials(np.tile(np.arange(18), (2, 1)), *(np.zeros((2, 18)),) * 5, n_windows=1, window_s=5.0)
+    deap = WindowTable.from_trials(np.tile(np.arange(40), (2, 1)), {}, {"arousal": np.zeros((2, 40))}, n_windows=1,
+                                   window_s=5.0)
+    dreamer = WindowTable.from_trials(np.tile(np.arange(18), (2, 1)), {}, {"arousal": np.zeros((2, 18))}, n_windows=1,
+                                      window_s=5.0)
     assert len(make_folds(deap, ProtocolConfig(), seed=0)) == 10
     assert len(make_folds(dreamer, ProtocolConfig(), seed=0)) == 6
     with pytest.raises(ConfigError):
@@ -165,7 +168,8 @@ def test_save_load_round_trip_and_hash_refusal(table: WindowTable, tmp_path) -> 
 def test_official_deap_reproduces_the_authors_d6_leak_figure() -> None:
     """method-spec §5.2 computed 85–93 % of a test window's 1 s slices in 1 s pre-training, per fold."""
     z = np.zeros((2, 40))
-    deap = WindowTable.from_trials(np.tile(np.arange(40), (2, 1)), z, z, z, z, z, n_windows=12, window_s=5.0)
+    deap = WindowTable.from_trials(np.tile(np.arange(40), (2, 1)), {"valence": z, "arousal": z},
+                                   {"arousal": z, "valence": z, "four": z}, n_windows=12, window_s=5.0)
     shares = [
         np.isin(moments_1s(deap, f.test), f.pretrain[1.0].train_moments).mean()
         for f in make_folds(deap, ProtocolConfig(name="paper", official=True), seed=0)

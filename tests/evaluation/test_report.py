@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from physiosync.config import ProtocolConfig, load_config
+from physiosync.data.labels import dataset_tasks
 from physiosync.data.protocols import make_folds
 from physiosync.data.table import WindowTable
 from physiosync.errors import ConfigError
@@ -37,7 +38,8 @@ def table() -> WindowTable:
     n_sub, n_tr = 4, 8
     val, aro = rng.uniform(1, 9, (n_sub, n_tr)), rng.uniform(1, 9, (n_sub, n_tr))
     la, lv = (aro >= 5).astype(int), (val >= 5).astype(int)
-    return WindowTable.from_trials(np.tile(np.arange(n_tr), (n_sub, 1)), val, aro, la, lv, 2 * (1 - la) + (1 - lv), 3, 5.0)
+    return WindowTable.from_trials(np.tile(np.arange(n_tr), (n_sub, 1)), {"valence": val, "arousal": aro},
+                                   {"arousal": la, "valence": lv, "four": 2 * (1 - la) + (1 - lv)}, 3, 5.0)
 
 
 def run_fake(tmp_path, table: WindowTable, protocol: str, labels=("arousal", "four"), chance_seed=None) -> dict:
@@ -50,7 +52,7 @@ def run_fake(tmp_path, table: WindowTable, protocol: str, labels=("arousal", "fo
             logits = rng.normal(size=(len(test), k)) + 2 * np.eye(k)[test.label(label)]
             proba = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
             write_predictions(tmp_path, f.index, label, test, proba, majority_class(table.label(label)[f.train]))
-    return results_from_predictions(tmp_path, protocol, chance_seed=chance_seed)
+    return results_from_predictions(tmp_path, protocol, chance_seed=chance_seed, tasks=dataset_tasks("deap"))
 
 
 META = {"dataset": "deap", "data_origin": "synthetic", "preset": "smoke", "seed": 0, "device": "cpu",
@@ -319,7 +321,7 @@ def test_subject_and_confusion_plots_have_axis_labels_and_no_legend_over_bars(tm
     assert legend_outside_axes(fig, ax.get_legend(), ax)
     fig = curves_figure("pretrain", pretrain_history(2))
     assert legend_outside_axes(fig, fig.legends[0], fig.axes[-1])
-    fig = confusion_figure("four", block["confusion"])
+    fig = confusion_figure("four", block["confusion"], block["class_names"])
     ax = fig.axes[0]
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("predicted", "true")
     assert [t.get_text() for t in ax.get_xticklabels()] == ["HAHV", "HALV", "LAHV", "LALV"]

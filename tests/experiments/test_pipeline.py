@@ -232,7 +232,7 @@ def test_dreamer_runs_end_to_end_with_its_defaults(tmp_path: Path) -> None:
     saved = load_config(run / "config.yaml")  # loading does not resolve: this is what the run saved
     assert saved.model.resolutions == [1.0]
     assert saved.preprocess.peripheral_norm == "trial"  # DREAMER's facts, not DEAP's "subject"
-    assert saved.preprocess.thresholds == {"valence": 3.0, "arousal": 3.0}
+    assert saved.preprocess.thresholds == {"valence": 3.0, "arousal": 3.0, "dominance": 3.0}  # every rating
     assert res["protocol"]["n_folds"] == 1 and set(res["labels"]) == {"valence", "four"}
     assert sorted(p.name.split("-")[0] for p in run.glob("pretrain/*")) == ["1s"]
     assert (run / "report.md").is_file()
@@ -260,3 +260,59 @@ def test_loso_with_too_few_subjects_for_group_pairing_is_a_config_error(tmp_path
     assert not list((tmp_path / "r").glob("*/pretrain/*/encoders.pt"))
     # the suggested way out works: pairs of augmented views need no second subject
     assert main([*args, "--set", "pretrain.pairing=augviews", "--set", "labels=[arousal]", "--set", "name=aug"]) == 0
+
+
+def test_liking_and_a_config_task_run_end_to_end(deap_dir: Path, tmp_path: Path, capsys) -> None:
+    """A label is configuration, not code: DEAP's facts task ``liking`` and a four-class task defined in the
+    config (quadrants of dominance and liking) run through every stage; results and the console table name
+    them, with the tasks' class names."""
+    args = ["run", "--preset", "smoke", "--quiet", "--set", f"dataset.data_dir={deap_dir}",
+            "--set", f"cache_dir={tmp_path / 'cache'}", "--set", f"runs_dir={tmp_path / 'runs'}",
+            "--set", "dataset.origin=synthetic", "--set", "protocol.n_folds=2", "--set", "protocol.folds=[0]",
+            "--set", "labels=[liking, dom_like]",
+            "--set", "tasks={dom_like: {kind: quadrants, columns: [dominance, liking], class_names: [a, b, c, d]}}"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "liking" in out and "dom_like" in out
+    run = tmp_path / "runs" / "run"
+    doc = json.loads((run / "results.json").read_text())
+    assert list(doc["labels"]) == ["liking", "dom_like"]  # the cache's task order: facts first, then config
+    liking, dom_like = doc["labels"]["liking"], doc["labels"]["dom_like"]
+    assert (liking["n_classes"], liking["class_names"], liking["f1_kind"]) == (2, ["low", "high"], "binary")
+    assert (dom_like["n_classes"], dom_like["class_names"]) == (4, ["a", "b", "c", "d"])
+    assert np.array(dom_like["confusion"]).shape == (4, 4)
+    # the labels scored are the cache's: liking >= 5 of the synthetic ratings, window by window
+    from physiosync.data.cache import open_cache
+
+    cache = open_cache(next((tmp_path / "cache").glob("deap-*")))
+    assert np.array_equal(cache.trials["label_liking"], (cache.trials["liking"] >= 5.0).astype(np.int64))
+    assert set(cache.tasks) == {"arousal", "valence", "four", "dominance", "liking", "dom_like"}
+    pred = (run / "predictions" / "predictions_fold0_dom_like.csv").read_text().splitlines()
+    assert pred[0].endswith("p_0,p_1,p_2,p_3")
+    saved = load_config(run / "config.yaml")
+    assert saved.tasks["dom_like"].columns == ["dominance", "liking"] and "liking" in saved.tasks
+    for name in ("confusion_dom_like.png", "subjects_liking.png", "report.md"):
+        assert (run / name).is_file()
+
+
+def test_dreamer_dominance_and_a_categorical_task_run_end_to_end(tmp_path: Path) -> None:
+    """DREAMER's facts task ``dominance`` and a categorical config task (dominance 1..5 -> 3 classes)."""
+    from physiosync.synth import write_synthetic_dreamer
+
+    mat = write_synthetic_dreamer(tmp_path / "DREAMER.mat", n_subjects=3, n_trials=6, seed=1, clip_seconds=(61, 62))
+    cfg = load_config(preset="smoke", overrides=[
+        "dataset.name=dreamer", f"dataset.data_dir={mat}", f"cache_dir={tmp_path / 'cache'}",
+        f"runs_dir={tmp_path / 'runs'}", "dataset.origin=synthetic", "protocol.n_folds=2", "protocol.folds=[0]",
+        "labels=[dominance, dom3]",
+        "tasks={dom3: {kind: categorical, columns: [dominance], classes: {low: [1, 2], mid: [3], high: [4, 5]}}}"])
+    res = run_pipeline(cfg, progress=False)
+    assert res["labels"]["dom3"]["class_names"] == ["low", "mid", "high"]
+    assert res["labels"]["dom3"]["n_classes"] == 3 and res["labels"]["dominance"]["n_classes"] == 2
+    from physiosync.data.cache import open_cache, summarize_cache
+
+    cache = open_cache(next((tmp_path / "cache").glob("dreamer-*")))
+    d = cache.trials["dominance"]
+    assert np.array_equal(cache.trials["label_dom3"], np.select([d <= 2, d == 3], [0, 1], 2))
+    assert np.array_equal(cache.trials["label_dominance"], (d >= 3).astype(np.int64))
+    summary = summarize_cache(cache)
+    assert "dom3" in summary and "low=" in summary and "mid=" in summary  # class shares per task

@@ -60,18 +60,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 def format_results(results: dict[str, Any]) -> str:
-    """A compact text table: one line per label dimension (percentages, mean ± std over folds, ddof 0)."""
+    """A compact text table: one line per label task (percentages, mean ± std over folds, ddof 0)."""
     proto = results["protocol"]
     lines = [f"protocol: {proto['name']}" + ("  (LEAKY: windows of test trials are in training)" if proto["leaky"] else "")
              + f"   folds: {proto['n_folds']}   (mean ± std over folds, ddof 0, %)"]
-    head = f"{'label':<8} {'accuracy':>13} {'bal. acc.':>13} {'F1':>13} {'trial vote':>13} {'majority':>13} {'chance':>7}"
+    w = max([8, *(len(label) for label in results["labels"])])  # any task name fits its column
+    head = (f"{'label':<{w}} {'accuracy':>13} {'bal. acc.':>13} {'F1':>13} {'trial vote':>13} {'majority':>13} "
+            f"{'chance':>7}")
     lines += [head, "-" * len(head)]
     for label, r in results["labels"].items():
         s = r["summary"]
         chance = (r.get("chance") or {}).get("chance_mean")
         cells = [format_stat(s.get(m)) for m in ("accuracy", "balanced_accuracy", "f1", "trial_vote_accuracy",
                                                   "majority_accuracy")]
-        lines.append(f"{label:<8} " + " ".join(f"{c:>13}" for c in cells) + f" {format_pct(chance):>7}")
+        lines.append(f"{label:<{w}} " + " ".join(f"{c:>13}" for c in cells) + f" {format_pct(chance):>7}")
     return "\n".join(lines)
 
 

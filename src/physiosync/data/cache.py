@@ -25,16 +25,17 @@ import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from physiosync.atomic import TEMP_SUFFIX, clean_stale_temps, temp_prefix
-from physiosync.config import RunConfig
+from physiosync.config import RunConfig, dataset_ratings
 from physiosync.data.contract import DataContract
 from physiosync.data.facts import dataset_facts, prepared_contract
-from physiosync.data.labels import DEFAULT_TASKS, Task
+from physiosync.data.labels import Task, make_tasks
 from physiosync.data.preprocess import (
     TARGET_SFREQ,
     PreprocessPlan,
@@ -43,11 +44,11 @@ from physiosync.data.preprocess import (
 )
 from physiosync.data.recording import SubjectRecording
 from physiosync.data.table import WindowTable
-from physiosync.errors import ConfigError, DataFormatError
+from physiosync.errors import ConfigError, DataFormatError, shorten
 from physiosync.training.runtime import keep_freed_memory
 
-FORMAT_VERSION = 1
-TRIAL_FIELDS = ("stimulus", "valence", "arousal", "dominance", "label_arousal", "label_valence", "label_four")
+# 2: trials.npz holds every rating column and one label_<task> column per task; the manifest lists them
+FORMAT_VERSION = 2
 _HASH_BLOCK = 1 << 23  # 8 MiB reads: large enough that hashlib releases the GIL and reads stay sequential
 
 
@@ -92,9 +93,18 @@ class WindowCache:
         return [m.name for m in self.contract.modalities]
 
     @property
+    def ratings(self) -> list[str]:
+        """The rating columns stored in ``trials.npz`` (the dataset's, in file order)."""
+        return list(self.manifest["ratings"])
+
+    @cached_property
+    def _task_map(self) -> dict[str, Task]:
+        return make_tasks(self.manifest["tasks"])
+
+    @property
     def tasks(self) -> dict[str, Task]:
-        """The label tasks this cache's window tables carry, by name."""
-        return dict(DEFAULT_TASKS)
+        """The label tasks this cache's window tables carry, by name (as the manifest records them)."""
+        return dict(self._task_map)
 
     def task(self, name: str) -> Task:
         """One label task by name (its class names, count and table column)."""
@@ -130,8 +140,8 @@ class WindowCache:
         if key not in self._tables:
             t = self.trials
             self._tables[key] = WindowTable.from_trials(
-                stimulus=t["stimulus"], valence=t["valence"], arousal=t["arousal"],
-                label_arousal=t["label_arousal"], label_valence=t["label_valence"], label_four=t["label_four"],
+                stimulus=t["stimulus"], ratings={r: t[r] for r in self.ratings},
+                labels={name: t[task.column] for name, task in self.tasks.items()},
                 n_windows=self.n_windows(key), window_s=key,
             )
         return self._tables[key]
@@ -280,7 +290,19 @@ def open_cache(path: str | Path, reused: bool = False) -> WindowCache:
             raise DataFormatError(f, "size", size, f"{expected} bytes for float32 {tuple(shape)}")
     if not (path / "trials.npz").is_file():
         raise DataFormatError(path / "trials.npz", "<file>", "missing", "per-trial metadata")
-    return WindowCache(path, manifest, reused=reused)
+    for key in ("ratings", "tasks"):
+        if not isinstance(manifest.get(key), (list, dict)):
+            raise DataFormatError(mpath, key, manifest.get(key), "the rating columns and label tasks of the cache")
+    cache = WindowCache(path, manifest, reused=reused)
+    try:
+        tasks = cache.tasks  # parsed once here, so a damaged definition is a data error of the manifest
+    except ValueError as e:
+        raise DataFormatError(mpath, "tasks", shorten(str(e), 200), "task definitions written by build_cache") from None
+    missing = [c for c in ("stimulus", *cache.ratings, *(t.column for t in tasks.values()))
+               if c not in cache.trials]
+    if missing:
+        raise DataFormatError(path / "trials.npz", "columns", f"{missing} missing", "every column the manifest lists")
+    return cache
 
 
 def cache_path(cfg: RunConfig, cache_hash: str) -> Path:
@@ -315,6 +337,7 @@ def _write_subjects(
     """
     from tqdm.auto import tqdm
 
+    plan_ratings = dataset_ratings(plan.dataset)
     shapes: dict[str, list[int]] = {}
     meta: dict[str, np.ndarray] = {}
     # Two sets of one-subject buffers, alternating: subject s is written by a background thread (the write
@@ -340,8 +363,10 @@ def _write_subjects(
                     for bufs in buffer_sets:
                         bufs[m.name] = np.empty(shapes[m.name][1:], dtype=np.float32)
                     files[m.name] = open(out_dir / f"{m.name}.f32", "wb")  # noqa: SIM115 - closed below
-                meta = {f: np.zeros((len(subjects), n_trials), dtype=np.float64 if f in ("valence", "arousal",
-                        "dominance") else np.int64) for f in TRIAL_FIELDS}
+                meta = {"stimulus": np.zeros((len(subjects), n_trials), dtype=np.int64)}
+                meta.update({r: np.zeros((len(subjects), n_trials), dtype=np.float64) for r in plan_ratings})
+                meta.update({t.column: np.zeros((len(subjects), n_trials), dtype=np.int64)
+                             for t in plan.tasks.values()})
             if rec.n_trials != n_trials:
                 raise DataFormatError(rec.source, "n_trials", rec.n_trials, f"{n_trials} (as {subjects[0]})")
             slot = s % 2
@@ -423,7 +448,7 @@ def build_cache(cfg: RunConfig, progress: bool = True) -> WindowCache:
         ConfigError: no data directory configured.
     """
     dataset = cfg.dataset.name
-    plan = resolve_plan(dataset, cfg.preprocess)
+    plan = resolve_plan(dataset, cfg.preprocess, cfg.tasks)  # the tasks decide the stored label columns
     check_cache_dir(Path(cfg.cache_dir))
     listing = list_inputs(cfg)
     subjects = [sid for sid, _ in listing]
@@ -469,6 +494,8 @@ def build_cache(cfg: RunConfig, progress: bool = True) -> WindowCache:
             "inputs": inputs,
             "preprocess": plan.to_dict(),
             "preprocess_config": cfg.preprocess.model_dump(mode="json"),
+            "ratings": dataset_ratings(dataset),
+            "tasks": {name: t.to_dict() for name, t in plan.tasks.items()},
             "contract": contract.to_dict(),
             "subjects": subjects,
             "n_trials": n_trials,
@@ -510,10 +537,7 @@ def summarize_cache(cache: WindowCache) -> str:
     The majority baseline of a subject is the accuracy of always predicting that subject's most frequent
     class; its mean over subjects is the floor a subject-dependent classifier has to beat.
     """
-    from physiosync.data.labels import FOUR_CLASS_NAMES
-
     t = cache.trials
-    names = {"arousal": ("low", "high"), "valence": ("low", "high"), "four": FOUR_CLASS_NAMES}
     lines = [
         f"cache:      {cache.path}",
         f"hash:       {cache.hash[:12]} ({'reused' if cache.reused else 'built'})",
@@ -527,12 +551,15 @@ def summarize_cache(cache: WindowCache) -> str:
         ),
     ]
     lines.append("labels:     class shares (all trials) | per-subject majority baseline mean [min, max]")
-    for label, classes in names.items():
-        y = t[f"label_{label}"]  # (S, K)
-        counts = np.stack([(y == c).sum(axis=1) for c in range(len(classes))], axis=1)  # (S, n_classes)
+    tasks = cache.tasks
+    width = max([8, *(len(name) for name in tasks)])
+    for label, task in tasks.items():
+        y = t[task.column]  # (S, K)
+        counts = np.stack([(y == c).sum(axis=1) for c in range(task.n_classes)], axis=1)  # (S, n_classes)
         shares = counts.sum(axis=0) / counts.sum()
         majority = counts.max(axis=1) / counts.sum(axis=1)
-        share_txt = " ".join(f"{c}={s:.2f}" for c, s in zip(classes, shares, strict=True))
-        lines.append(f"  {label:<8} {share_txt} | {majority.mean():.3f} [{majority.min():.3f}, {majority.max():.3f}]")
+        share_txt = " ".join(f"{c}={s:.2f}" for c, s in zip(task.class_names, shares, strict=True))
+        lines.append(f"  {label:<{width}} {share_txt} | {majority.mean():.3f} [{majority.min():.3f}, "
+                     f"{majority.max():.3f}]")
     lines.append(f"size:       {_format_bytes(cache.size_bytes())} on disk")
     return "\n".join(lines)

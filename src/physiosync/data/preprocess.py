@@ -24,15 +24,16 @@ consequence"), which is what lets the cache store one copy.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
-from physiosync.config import PreprocessConfig, resolve_preprocess
+from physiosync.config import PreprocessConfig, TaskConfig, resolve_preprocess
 from physiosync.data.facts import DatasetFacts, dataset_facts
-from physiosync.data.labels import make_labels
+from physiosync.data.labels import Task, dataset_tasks, make_labels
 from physiosync.data.recording import SubjectRecording
 from physiosync.errors import DataFormatError
 
@@ -59,7 +60,8 @@ class PreprocessPlan:
         segment: "first" or "last" stimulus seconds of each trial (``stimulus_segment: first_or_last``;
             else "first").
         peripheral_norm: "none", "trial" or "subject" for the peripheral modality.
-        thresholds: {"valence": t, "arousal": t}, high ⇔ rating ≥ t.
+        thresholds: rating -> t, high ⇔ rating ≥ t (every rating of the dataset).
+        tasks: task name -> :class:`~physiosync.data.labels.Task`; one stored label column each.
     """
 
     dataset: str
@@ -70,19 +72,23 @@ class PreprocessPlan:
     segment: str
     peripheral_norm: str
     thresholds: dict[str, float]
+    tasks: dict[str, Task] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def resolve_plan(dataset: str, cfg: PreprocessConfig) -> PreprocessPlan:
+def resolve_plan(
+    dataset: str, cfg: PreprocessConfig, tasks: Mapping[str, TaskConfig] | None = None
+) -> PreprocessPlan:
     """Resolve quirk switches for ``dataset``; the peripheral normalisation and thresholds are its defaults.
 
     A quirk switch counts only where the dataset's facts list it under ``quirks`` (else ``False``), and
     the segment option only where its stimuli are longer than kept (``stimulus_segment: first_or_last``).
     Dataset defaults (``peripheral_norm``, ``thresholds``) come from
     :func:`physiosync.config.resolve_preprocess`, the one place that fills them (a no-op on a config already
-    resolved by :func:`physiosync.config.resolve_config`).
+    resolved by :func:`physiosync.config.resolve_config`). ``tasks`` are the config's label tasks (None =
+    only the dataset's own), combined with the facts' by :func:`physiosync.config.resolve_tasks`.
     """
     facts = dataset_facts(dataset)
     cfg = resolve_preprocess(dataset, cfg)
@@ -100,6 +106,7 @@ def resolve_plan(dataset: str, cfg: PreprocessConfig) -> PreprocessPlan:
         segment=cfg.dreamer_segment if facts.stimulus_segment == "first_or_last" else "first",
         peripheral_norm=cfg.peripheral_norm,
         thresholds=dict(cfg.thresholds),
+        tasks=dataset_tasks(dataset, tasks),
     )
 
 
@@ -111,8 +118,8 @@ class PreparedSubject:
         subject: Canonical id ("s01").
         signals: modality -> Shape: (n_trials, n_chans, N_SAMPLES) float32 (may be the caller's buffers).
         stimulus: Shape: (n_trials,) int64 stimulus ids.
-        ratings: "valence", "arousal", "dominance" -> Shape: (n_trials,) float64.
-        labels: "label_arousal", "label_valence", "label_four" -> Shape: (n_trials,) int64.
+        ratings: every rating column of the dataset ("valence", "arousal", ...) -> Shape: (n_trials,) float64.
+        labels: ``label_<task>`` for every task of the plan -> Shape: (n_trials,) int64.
     """
 
     subject: str
@@ -450,19 +457,25 @@ def preprocess_recording(
         BY_BASELINE_LAYOUT[facts.baseline_layout](rec, plan, facts, out)
     check_prepared(rec, out, facts)
 
+    # Every rating column is stored (NaN where the recording lacks it); those a task reads must be finite.
     ratings = {}
-    for name in ("valence", "arousal", "dominance"):
+    for name in facts.ratings:
         r = np.asarray(rec.ratings.get(name, np.full(rec.n_trials, np.nan)), dtype=np.float64).reshape(-1)
         if r.shape != (rec.n_trials,):
             raise DataFormatError(rec.source, f"ratings[{name!r}]", r.shape, (rec.n_trials,))
         ratings[name] = r
-    for name in ("valence", "arousal"):
+    for name in dict.fromkeys(c for t in plan.tasks.values() for c in t.columns):
         if not np.isfinite(ratings[name]).all():
             raise DataFormatError(rec.source, f"ratings[{name!r}]", "missing or non-finite", "finite ratings")
+    try:
+        labels = make_labels(ratings, plan.tasks, plan.thresholds, plan.four_tie_bug)
+    except ValueError as e:  # a categorical task met a value outside its classes
+        raise DataFormatError(rec.source, "ratings", f"subject {rec.subject}: {e}",
+                              "values listed by the task's classes") from None
     return PreparedSubject(
         subject=rec.subject,
         signals=out,
         stimulus=np.array([t.stimulus for t in rec.trials], dtype=np.int64),
         ratings=ratings,
-        labels=make_labels(ratings, plan.thresholds, plan.four_tie_bug),
+        labels=labels,
     )

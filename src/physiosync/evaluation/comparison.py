@@ -90,11 +90,12 @@ def protocol_header(doc: dict[str, Any]) -> list[str]:
 def format_comparison(doc: dict[str, Any]) -> str:
     """Console table: protocol first, then one line per (row, label)."""
     lines = protocol_header(doc)
-    head = (f"{'row':<17} {'label':<8} {'accuracy':>12} {'bal. acc.':>12} {'F1':>12} {'trial vote':>12} "
+    w = max([8, *(len(x["label"]) for x in doc["table"])])  # any task name fits its column
+    head = (f"{'row':<17} {'label':<{w}} {'accuracy':>12} {'bal. acc.':>12} {'F1':>12} {'trial vote':>12} "
             f"{'majority':>12} {'chance':>12}  paired test vs physiosync")
     lines += [head, "-" * len(head)]
     for x in doc["table"]:
-        lines.append(f"{x['row']:<17} {x['label']:<8} {format_pct(x['accuracy_mean'], x['accuracy_std']):>12} "
+        lines.append(f"{x['row']:<17} {x['label']:<{w}} {format_pct(x['accuracy_mean'], x['accuracy_std']):>12} "
                      f"{format_pct(x['balanced_accuracy_mean'], x['balanced_accuracy_std']):>12} "
                      f"{format_pct(x['f1_mean'], x['f1_std']):>12} "
                      f"{format_pct(x['trial_vote_accuracy_mean'], x['trial_vote_accuracy_std']):>12} "

@@ -17,8 +17,8 @@ majority baseline on the same folds); ``p_*`` are class probabilities (empty if 
       "protocol": {"name", "leaky": bool, "official": bool, "description", "n_folds"},
       "ddof": 0,                                   # std across folds and subjects (population, as the paper)
       "labels": {
-        "<label>": {                               # arousal | valence | four
-          "n_classes": int, "f1_kind": "binary" | "weighted",
+        "<label>": {                               # a task name: arousal | valence | four | liking | ...
+          "n_classes": int, "class_names": [str] (when the task is known), "f1_kind": "binary" | "weighted",
           "folds": [{"fold", "n", "accuracy", "balanced_accuracy", "f1", "f1_macro", "f1_weighted",
                      "confusion": K×K counts, "trial_vote_accuracy", "majority_class",
                      "majority_accuracy", "majority_balanced_accuracy", "majority_f1"}, ...],
@@ -50,8 +50,9 @@ from typing import Any
 import numpy as np
 
 from physiosync.atomic import atomic_path, write_json_atomic, write_text_atomic
+from physiosync.data.labels import Task
 from physiosync.data.protocols import LEAKY_PROTOCOLS, describe_protocol
-from physiosync.data.table import N_CLASSES, WindowTable
+from physiosync.data.table import WindowTable
 from physiosync.errors import DataFormatError
 from physiosync.evaluation.formatting import format_pct, format_stat
 from physiosync.evaluation.metrics import (
@@ -76,8 +77,7 @@ RESULTS_CSV_COLUMNS = (
     "subject_accuracy_mean", "subject_accuracy_std", "n_folds", "n_subjects", "ddof",
 )
 REPORT_DIGITS = 2  # decimals of the percentages in report.md (the per-subject table: 1)
-_CLASS_NAMES = {"arousal": ["low", "high"], "valence": ["low", "high"], "four": ["HAHV", "HALV", "LAHV", "LALV"]}
-_PRED_NAME = re.compile(r"predictions_fold(\d+)_([a-z]+)\.csv$")
+_PRED_NAME = re.compile(r"predictions_fold(\d+)_([a-z][a-z0-9_]*)\.csv$")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -95,20 +95,26 @@ def write_predictions(
     test_table: WindowTable,
     y_pred_or_proba: np.ndarray,
     majority_class: int,
+    n_classes: int | None = None,
 ) -> Path:
-    """Write one fold's test predictions for one label dimension (atomically).
+    """Write one fold's test predictions for one label task (atomically).
 
     Args:
         test_table: The fold's test rows (``table.select(fold.test)``); supplies ids and ``y_true``.
         y_pred_or_proba: Predicted labels, Shape: (n,), or class probabilities, Shape: (n, K).
         majority_class: The fold's training-majority class (majority baseline on the same fold).
+        n_classes: K, for the (empty) probability columns when only labels are given; None = the largest
+            label seen + 1.
     """
     a = np.asarray(y_pred_or_proba)
     if a.shape[0] != len(test_table):
         raise ValueError(f"{a.shape[0]} predictions for {len(test_table)} test rows")
     proba = a if a.ndim == 2 else None
     y_pred = a.argmax(axis=1) if proba is not None else a.astype(np.int64)
-    k = proba.shape[1] if proba is not None else N_CLASSES.get(label, int(y_pred.max(initial=0)) + 1)
+    if proba is not None:
+        k = proba.shape[1]
+    else:
+        k = n_classes or int(max(y_pred.max(initial=0), test_table.label(label).max(initial=0))) + 1
     path = prediction_path(run_dir, fold, label)
     cols = [
         np.full(len(test_table), fold), test_table.subject, test_table.trial, test_table.stimulus,
@@ -156,15 +162,22 @@ def find_predictions(run_dir: str | Path) -> dict[str, list[Path]]:
 
 
 def summarise_label(
-    predictions: list[dict[str, Any]], n_classes: int, ddof: int = DDOF, chance_seed: int | None = None
+    predictions: list[dict[str, Any]],
+    n_classes: int,
+    ddof: int = DDOF,
+    chance_seed: int | None = None,
+    class_names: list[str] | tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
     """The ``results["labels"][label]`` block from per-fold prediction columns (as :func:`read_predictions`).
 
     Metrics are computed per fold over all its test rows, then summarised across folds; per-subject
     metrics come from the predictions of all folds concatenated. With ``chance_seed`` the block also
-    carries ``chance`` (:func:`physiosync.evaluation.statistics.chance_block`), so every consumer (run report, ``compare``) shows the same
-    estimate computed the same way.
+    carries ``chance`` (:func:`physiosync.evaluation.statistics.chance_block`), so every consumer (run report,
+    ``compare``) shows the same estimate computed the same way. ``class_names`` (the task's) go into the block
+    for plots and readers.
     """
+    if class_names is not None and len(class_names) != n_classes:
+        raise ValueError(f"{len(class_names)} class names for {n_classes} classes")
     folds = []
     for p in predictions:
         m = fold_metrics(p["y_true"], p["y_pred"], n_classes)
@@ -179,8 +192,10 @@ def summarise_label(
         folds.append({"fold": int(p["fold"][0]) if len(p["fold"]) else len(folds), **m})
     cat = {k: np.concatenate([p[k] for p in predictions]) for k in ("y_true", "y_pred", "y_majority", "subject", "trial")}
     summary = aggregate([{k: v for k, v in f.items() if k != "majority_class"} for f in folds], ddof)
-    block = {
-        "n_classes": n_classes,
+    block: dict[str, Any] = {"n_classes": n_classes}
+    if class_names is not None:
+        block["class_names"] = [str(c) for c in class_names]
+    block.update({
         "f1_kind": f1_kind(n_classes),
         "folds": folds,
         "summary": summary,
@@ -189,7 +204,7 @@ def summarise_label(
             y_majority=cat["y_majority"], ddof=ddof,
         ),
         "confusion": np.sum([f["confusion"] for f in folds], axis=0).astype(int).tolist(),
-    }
+    })
     if chance_seed is not None:
         block["chance"] = chance_block(predictions, chance_seed)
     return block
@@ -222,17 +237,23 @@ def results_from_predictions(
     official: bool = False,
     history: dict[str, Any] | None = None,
     chance_seed: int | None = None,
+    tasks: dict[str, Task] | None = None,
 ) -> dict[str, Any]:
     """Recompute ``results`` from a run directory's prediction tables (``physiosync evaluate``).
 
     ``chance_seed`` (the run's seed) adds the permutation estimate of chance to every label block.
+    ``tasks`` (the cache's) give each label's class count and names and the block order (the tasks'
+    order); a table of another label is summarised from its own columns and listed after them.
     """
+    tasks = tasks or {}
     blocks = {}
     found = find_predictions(run_dir)
-    order = [lab for lab in N_CLASSES if lab in found] + sorted(set(found) - set(N_CLASSES))
+    order = [lab for lab in tasks if lab in found] + sorted(set(found) - set(tasks))
     for label, paths in ((lab, found[lab]) for lab in order):
         preds = [read_predictions(p) for p in paths]
-        blocks[label] = summarise_label(preds, N_CLASSES.get(label) or preds[0]["n_classes"], chance_seed=chance_seed)
+        task = tasks.get(label)
+        blocks[label] = summarise_label(preds, task.n_classes if task else preds[0]["n_classes"],
+                                        chance_seed=chance_seed, class_names=task.class_names if task else None)
     return make_results(protocol, blocks, official=official, history=history)
 
 
@@ -382,8 +403,11 @@ def _save_figure(fig: Any, path: Path) -> None:
         fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
 
 
-def confusion_figure(label: str, confusion: list[list[int]]) -> Any:
-    """Row-normalised confusion matrix with counts, class names and a labelled colour bar (a ``Figure``)."""
+def confusion_figure(label: str, confusion: list[list[int]], class_names: list[str] | None = None) -> Any:
+    """Row-normalised confusion matrix with counts, class names and a labelled colour bar (a ``Figure``).
+
+    ``class_names`` are the task's (``results`` blocks carry them); without them classes show as 0..K-1.
+    """
     from matplotlib.figure import Figure  # Figure + Agg canvas: no pyplot global state, no display needed
 
     cm = np.asarray(confusion, dtype=float)
@@ -394,7 +418,7 @@ def confusion_figure(label: str, confusion: list[list[int]]) -> Any:
     for (i, j), v in np.ndenumerate(cm):
         ax.text(j, i, f"{100 * rows[i, j]:.0f}%\n{int(v)}", ha="center", va="center", fontsize=8,
                 color="white" if rows[i, j] > 0.5 else "black")
-    names = _CLASS_NAMES.get(label, [str(c) for c in range(len(cm))])
+    names = list(class_names) if class_names is not None else [str(c) for c in range(len(cm))]
     ax.set(xlabel="predicted", ylabel="true", title=f"{label}: confusion (row %, pooled folds)")
     ax.set_xticks(range(len(cm)), names)
     ax.set_yticks(range(len(cm)), names)
@@ -402,8 +426,8 @@ def confusion_figure(label: str, confusion: list[list[int]]) -> Any:
     return fig
 
 
-def _plot_confusion(path: Path, label: str, confusion: list[list[int]]) -> None:
-    _save_figure(confusion_figure(label, confusion), path)
+def _plot_confusion(path: Path, label: str, confusion: list[list[int]], class_names: list[str] | None) -> None:
+    _save_figure(confusion_figure(label, confusion, class_names), path)
 
 
 def subjects_figure(label: str, block: dict[str, Any], meta: dict[str, Any]) -> Any:
@@ -435,7 +459,6 @@ def _plot_subjects(path: Path, label: str, block: dict[str, Any], meta: dict[str
 
 _STAGE_TITLES = {"pretrain": "pre-training", "finetune": "fine-tuning"}
 _STAGE_LOSS = {"pretrain": "loss (weighted sum of NT-Xent terms)", "finetune": "loss (cross-entropy)"}
-_LABEL_ORDER = {lab: i for i, lab in enumerate(N_CLASSES)}
 _MAX_FOLD_COLOURS = 10  # beyond this, folds are drawn in one grey (a legend of 32 colours is unreadable)
 
 
@@ -452,13 +475,15 @@ def _curve_style(curve: str) -> str:
 _MARK_UP_TO = 3  # curves this short get point markers: a line through one or two points is invisible
 
 
-def curves_figure(stage: str, series: dict[str, dict[str, Any]]) -> Any:
+def curves_figure(stage: str, series: dict[str, dict[str, Any]], panel_order: list[str] | None = None) -> Any:
     """Loss curves of one stage: one panel per ``panel`` (window length or label), folds thin, mean bold.
 
     Args:
         stage: ``pretrain`` or ``finetune`` (titles and axis labels).
         series: ``results["history"][stage]``: series id -> ``{"panel", "folds", "curves": {name: values}}``.
             Series ids (directory keys) are never shown; lines are labelled by their fold numbers.
+        panel_order: Panel names in the order to draw them after the window length (the report passes its
+            labels' order); other panels follow by name.
 
     Returns:
         A matplotlib ``Figure`` (Agg canvas, no pyplot state), with one legend outside the panels.
@@ -472,8 +497,9 @@ def curves_figure(stage: str, series: dict[str, dict[str, Any]]) -> Any:
     panels: dict[str, list[dict[str, Any]]] = {}
     for sid, item in series.items():
         panels.setdefault(str(item.get("panel") or stage), []).append({"id": sid, **item})
+    rank = {p: i for i, p in enumerate(panel_order or [])}
     order = sorted(panels, key=lambda p: (min(float(x.get("window_s") or 0.0) for x in panels[p]),
-                                          _LABEL_ORDER.get(p, len(_LABEL_ORDER)), p))
+                                          rank.get(p, len(rank)), p))
     all_folds = sorted({min(x.get("folds") or [-1]) for xs in panels.values() for x in xs})
     coloured = len(all_folds) <= _MAX_FOLD_COLOURS
     colour = {f: (f"C{i % 10}" if coloured else "0.55") for i, f in enumerate(all_folds)}
@@ -517,8 +543,8 @@ def curves_figure(stage: str, series: dict[str, dict[str, Any]]) -> Any:
     return fig
 
 
-def _plot_curves(path: Path, stage: str, series: dict[str, dict[str, Any]]) -> None:
-    _save_figure(curves_figure(stage, series), path)
+def _plot_curves(path: Path, stage: str, series: dict[str, dict[str, Any]], panel_order: list[str]) -> None:
+    _save_figure(curves_figure(stage, series, panel_order), path)
 
 
 def write_report(run_dir: str | Path, results: dict[str, Any], meta: dict[str, Any]) -> dict[str, Path]:
@@ -532,13 +558,13 @@ def write_report(run_dir: str | Path, results: dict[str, Any], meta: dict[str, A
     written: dict[str, Path] = {}
     plots: list[str] = []
     for label, block in results["labels"].items():
-        _plot_confusion(run_dir / f"confusion_{label}.png", label, block["confusion"])
+        _plot_confusion(run_dir / f"confusion_{label}.png", label, block["confusion"], block.get("class_names"))
         _plot_subjects(run_dir / f"subjects_{label}.png", label, block, meta)
         plots += [f"confusion_{label}.png", f"subjects_{label}.png"]
     for stage, series in (results.get("history") or {}).items():
         if series:
             name = f"curves_{stage}.png"
-            _plot_curves(run_dir / name, stage, series)
+            _plot_curves(run_dir / name, stage, series, list(results["labels"]))
             plots.append(name)
     written.update({p: run_dir / p for p in plots})
 

@@ -420,7 +420,8 @@ def summarise_row(comp: Comparison, row: str) -> dict[str, dict[str, Any]]:
 
     d = row_dir(comp, row)
     return {label: summarise_label([read_predictions(prediction_path(d, f.index, label)) for f in comp.selected],
-                                   comp.cache.task(label).n_classes, chance_seed=comp.cfg.seed) for label in comp.cfg.labels}
+                                   comp.cache.task(label).n_classes, chance_seed=comp.cfg.seed,
+                                   class_names=comp.cache.task(label).class_names) for label in comp.cfg.labels}
 
 
 def _make_results(comp: Comparison, blocks: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ A run lives in ``runs_dir/name/``::
     pretrain/<w>s-<key>/            one pre-training per distinct (window length, pre-training split):
         checkpoint.pt (while running), history.json, encoders.pt (last: marks it finished); shared by
         every fold with that split and by every label dimension
-    finetune/<label>/fold<k>/       checkpoint.pt (while running), predictions.npz, done.json (last)
+    finetune/<label>/fold<k>/       checkpoint.pt (while running), predictions.npz, done.json (last); <label> = task
     predictions/                    per fold and label CSV tables (subject, trial, window, truth, probabilities)
     report.md, results.json, results.csv, plots/
 
@@ -344,7 +344,8 @@ def stage_evaluate(ctx: RunContext) -> dict[str, Any]:
 
     write_fold_predictions(ctx)
     results = results_from_predictions(ctx.run_dir, ctx.cfg.protocol.name, official=ctx.cfg.protocol.official,
-                                       history=load_histories(ctx), chance_seed=ctx.cfg.seed)
+                                       history=load_histories(ctx), chance_seed=ctx.cfg.seed,
+                                       tasks=ctx.cache.tasks)
     doc = {**results, "meta": run_meta(ctx)}
     write_json_atomic(ctx.run_dir / "results.json", doc)
     return results
