@@ -41,7 +41,7 @@ from pydantic import (
     model_validator,
 )
 
-from physiosync.data.facts import dataset_facts
+from physiosync.data.facts import DatasetFacts, dataset_facts
 from physiosync.data.facts import load_dataset_facts as load_dataset_facts  # re-exported (former home)
 from physiosync.errors import ConfigError, shorten
 
@@ -170,6 +170,8 @@ class DatasetConfig(StrictModel):
     # recordings or any other data in that layout, ``synthetic`` = written by ``physiosync synth``. Default
     # ``user``: a wrong "these are the official data" claim is worse than a missing table.
     origin: Literal["release", "user", "synthetic"] = "user"
+    # Own recordings (``name: recordings``): the dataset file (docs/datasets.md); None = data_dir/dataset.yaml
+    file: PathValue | None = None
 
     @field_validator("origin", mode="before")
     @classmethod
@@ -397,7 +399,11 @@ class RunConfig(StrictModel):
         that tile a trial, an embedding width for every fused window, ``official`` folds only for ``paper``,
         something for pre-training to optimise. (Here rather than in the sections, which the modules that
         take a section alone re-check with their own ConfigError.)"""
-        facts = dataset_facts(self.dataset.name)
+        from physiosync.data.readers import facts_of  # readers import this module
+
+        facts = facts_of(self.dataset, required=False)
+        if facts is None:  # own recordings whose dataset file is not named yet: checked when it is read
+            return self._fits_any_dataset()
         lo, hi = facts.rating_scale
         for name, t in (self.preprocess.thresholds or {}).items():
             if not lo < t <= hi:
@@ -405,7 +411,7 @@ class RunConfig(StrictModel):
                                       f"must lie in ({lo:g}, {hi:g}], the {self.dataset.name} rating scale")
         resolutions = self.model.resolutions
         if resolutions is None:
-            resolutions = dataset_defaults(self.dataset.name)["resolutions"]
+            resolutions = dataset_defaults(facts)["resolutions"]
             for r in resolutions:
                 if embed_dim_for(self.model.embed_dim, r) is None:
                     raise KeyedValueError("model.embed_dim", self.model.embed_dim,
@@ -414,6 +420,10 @@ class RunConfig(StrictModel):
         problem = window_problem(resolutions, n_samples=facts.samples(facts.stimulus_s), sfreq=sfreq)
         if problem:
             raise KeyedValueError("model.resolutions", self.model.resolutions, problem)
+        return self._fits_any_dataset()
+
+    def _fits_any_dataset(self) -> RunConfig:
+        """The cross-section rules that need no dataset facts."""
         if self.protocol.official and self.protocol.name != "paper":
             raise KeyedValueError("protocol.official", True,
                                   f"applies to the `paper` protocol only (protocol.name is {self.protocol.name!r})")
@@ -731,10 +741,11 @@ class _NoAliasDumper(yaml.SafeDumper):
 # dataset defaults: the one place where ``None = dataset default`` fields are filled
 
 
-def dataset_defaults(name: str) -> dict[str, Any]:
+def dataset_defaults(name: str | DatasetFacts) -> dict[str, Any]:
     """The configuration defaults a dataset's facts file sets (``resolutions``, ``peripheral_norm``,
-    ``thresholds``), as :func:`resolve_config` applies them."""
-    facts = dataset_facts(name)
+    ``thresholds``), as :func:`resolve_config` applies them. ``name``: a shipped dataset, or facts read from
+    a dataset file (own recordings, :func:`physiosync.data.readers.facts_of`)."""
+    facts = dataset_facts(name) if isinstance(name, str) else name
     return {
         "resolutions": sorted({float(w) for w in facts.default_resolutions}),
         "peripheral_norm": str(facts.peripheral_norm),
@@ -742,7 +753,7 @@ def dataset_defaults(name: str) -> dict[str, Any]:
     }
 
 
-def resolve_preprocess(dataset: str, cfg: PreprocessConfig) -> PreprocessConfig:
+def resolve_preprocess(dataset: str | DatasetFacts, cfg: PreprocessConfig) -> PreprocessConfig:
     """``cfg`` with its dataset defaults filled for ``dataset`` (a new object; idempotent).
 
     ``peripheral_norm=None`` follows the dataset facts, except under ``official`` where it is ``none`` (the
@@ -777,12 +788,15 @@ def resolve_config(cfg: RunConfig) -> RunConfig:
     Raises:
         ConfigError: ``model.resolutions`` is an empty list.
     """
+    from physiosync.data.readers import facts_of  # readers import this module
+
+    facts = facts_of(cfg.dataset)
     res = cfg.model.resolutions
     if res is None:
-        res = dataset_defaults(cfg.dataset.name)["resolutions"]
+        res = dataset_defaults(facts)["resolutions"]
     elif not res:
         raise ConfigError("model.resolutions: found []; expected at least one window length in seconds, e.g. [1.0]")
     out = cfg.model_copy(deep=True)
     out.model = out.model.model_copy(update={"resolutions": sorted({float(w) for w in res})})
-    out.preprocess = resolve_preprocess(cfg.dataset.name, cfg.preprocess)
+    out.preprocess = resolve_preprocess(facts, cfg.preprocess)
     return out
