@@ -91,7 +91,7 @@ def _none_fields(model: object, prefix: str = "") -> set[str]:
 # None-able field must be added here or filled by resolve_config: this list is what makes the test fail
 # when someone adds a "None = dataset default" field and forgets to resolve it.
 NOT_DATASET_DEFAULTS = {
-    "preset", "n_threads", "pretrain_store", "dataset.data_dir", "dataset.subjects",
+    "preset", "n_threads", "pretrain_store", "dataset.data_dir", "dataset.subjects", "dataset.file",
     "preprocess.deap_four_tie_bug", "preprocess.dreamer_ecg_from_eeg_bug", "preprocess.dreamer_baseline_bug",
     "preprocess.dreamer_window_bug", "pretrain.steps_per_epoch", "finetune.t0", "finetune.steps_per_epoch",
     "protocol.n_folds", "protocol.folds",

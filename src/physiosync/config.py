@@ -42,7 +42,7 @@ from pydantic import (
     model_validator,
 )
 
-from physiosync.data.facts import dataset_facts
+from physiosync.data.facts import DatasetFacts, dataset_facts
 from physiosync.data.facts import load_dataset_facts as load_dataset_facts  # re-exported (former home)
 from physiosync.errors import ConfigError, shorten
 
@@ -190,6 +190,8 @@ class DatasetConfig(StrictModel):
     # recordings or any other data in that layout, ``synthetic`` = written by ``physiosync synth``. Default
     # ``user``: a wrong "these are the official data" claim is worse than a missing table.
     origin: Literal["release", "user", "synthetic"] = "user"
+    # Own recordings (``name: recordings``): the dataset file (docs/datasets.md); None = data_dir/dataset.yaml
+    file: PathValue | None = None
 
     @field_validator("origin", mode="before")
     @classmethod
@@ -491,9 +493,13 @@ class RunConfig(StrictModel):
         that tile a trial, an embedding width for every fused window, ``official`` folds only for ``paper``,
         something for pre-training to optimise. (Here rather than in the sections, which the modules that
         take a section alone re-check with their own ConfigError.)"""
-        facts = dataset_facts(self.dataset.name)
+        from physiosync.data.readers import facts_of  # readers import this module
+
+        facts = facts_of(self.dataset, required=False)
+        if facts is None:  # own recordings whose dataset file is not named yet: checked when it is read
+            return self._fits_any_dataset()
         lo, hi = facts.rating_scale
-        ratings = dataset_ratings(self.dataset.name)
+        ratings = dataset_ratings(facts)
         for name, t in (self.preprocess.thresholds or {}).items():
             if name not in ratings:
                 raise KeyedValueError(f"preprocess.thresholds.{name}", t,
@@ -503,7 +509,7 @@ class RunConfig(StrictModel):
                                       f"must lie in ({lo:g}, {hi:g}], the {self.dataset.name} rating scale")
         resolutions = self.model.resolutions
         if resolutions is None:
-            resolutions = dataset_defaults(self.dataset.name)["resolutions"]
+            resolutions = dataset_defaults(facts)["resolutions"]
             for r in resolutions:
                 if embed_dim_for(self.model.embed_dim, r) is None:
                     raise KeyedValueError("model.embed_dim", self.model.embed_dim,
@@ -512,17 +518,21 @@ class RunConfig(StrictModel):
         problem = window_problem(resolutions, n_samples=facts.samples(facts.stimulus_s), sfreq=sfreq)
         if problem:
             raise KeyedValueError("model.resolutions", self.model.resolutions, problem)
+        task_defs = dataset_task_configs(facts)
         for name, task in self.tasks.items():
             bad = [c for c in task.columns if c not in ratings]
             if bad:
                 raise KeyedValueError(f"tasks.{name}.columns", task.columns,
                                       f"{', '.join(bad)} is not a {self.dataset.name} rating column; expected "
                                       f"some of {', '.join(ratings)}")
-        available = [*dataset_task_configs(self.dataset.name), *(t for t in self.tasks if t not in
-                                                                 dataset_task_configs(self.dataset.name))]
+        available = [*task_defs, *(t for t in self.tasks if t not in task_defs)]
         unknown = [lab for lab in self.labels if lab not in available]
         if unknown:
             raise KeyedValueError("labels", self.labels, _unknown_tasks_message(unknown, self.dataset.name, available))
+        return self._fits_any_dataset()
+
+    def _fits_any_dataset(self) -> RunConfig:
+        """The cross-section rules that need no dataset facts."""
         if self.protocol.official and self.protocol.name != "paper":
             raise KeyedValueError("protocol.official", True,
                                   f"applies to the `paper` protocol only (protocol.name is {self.protocol.name!r})")
@@ -624,9 +634,10 @@ def parse_yaml_text(text: str) -> Any:
     return yaml.load(text, Loader=StrictYAMLLoader)  # noqa: S506 (a SafeLoader subclass)
 
 
-def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The config section class at a location, or None where the location is not a section."""
-    model: type[BaseModel] = RunConfig
+def _model_at(loc: tuple[Any, ...], root: type[BaseModel] | None = None) -> type[BaseModel] | None:
+    """The config section class at a location (from ``root``, default :class:`RunConfig`), or None where the
+    location is not a section."""
+    model: type[BaseModel] = root or RunConfig
     for part in loc:
         field = model.model_fields.get(str(part))
         ann = field.annotation if field is not None else None
@@ -637,12 +648,14 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
 
 
 def format_validation_error(
-    err: ValidationError, source: str | Callable[[tuple[str, ...]], str], max_errors: int = 3
+    err: ValidationError, source: str | Callable[[tuple[str, ...]], str], max_errors: int = 3,
+    root: type[BaseModel] | None = None,
 ) -> str:
     """One line naming the source (file, preset or ``--set``), each bad key, what was wrong and the value.
 
     ``source`` is a name, or a function from a key path to the name of the layer that set it. Echoed
-    values are shortened (:func:`physiosync.errors.shorten`); at most ``max_errors`` are listed.
+    values are shortened (:func:`physiosync.errors.shorten`); at most ``max_errors`` are listed. ``root``: the
+    model that was validated (default :class:`RunConfig`), for the "expected one of" hint of unknown keys.
     """
     parts = []
     errors = err.errors()
@@ -654,7 +667,7 @@ def format_validation_error(
         key = shorten(".".join(loc) or "<root>", 120)
         where = source(loc) if callable(source) else source
         if e["type"] == "extra_forbidden":
-            section = _model_at(loc[:-1])
+            section = _model_at(loc[:-1], root)
             hint = f"; expected one of: {', '.join(section.model_fields)}" if section is not None else ""
             parts.append(f"{where}: unknown key {key!r}{hint}")
         elif isinstance(problem, KeyedValueError):
@@ -840,10 +853,12 @@ class _NoAliasDumper(yaml.SafeDumper):
 # dataset defaults: the one place where ``None = dataset default`` fields are filled
 
 
-def dataset_defaults(name: str) -> dict[str, Any]:
+def dataset_defaults(name: str | DatasetFacts) -> dict[str, Any]:
     """The configuration defaults a dataset's facts file sets (``resolutions``, ``peripheral_norm``,
-    ``thresholds`` per rating), as :func:`resolve_config` applies them (tasks: :func:`resolve_tasks`)."""
-    facts = dataset_facts(name)
+    ``thresholds`` per rating), as :func:`resolve_config` applies them (tasks: :func:`resolve_tasks`).
+    ``name``: a shipped dataset, or facts read from a dataset file (own recordings,
+    :func:`physiosync.data.readers.facts_of`)."""
+    facts = _as_facts(name)
     return {
         "resolutions": sorted({float(w) for w in facts.default_resolutions}),
         "peripheral_norm": str(facts.peripheral_norm),
@@ -851,16 +866,24 @@ def dataset_defaults(name: str) -> dict[str, Any]:
     }
 
 
-def dataset_ratings(name: str) -> list[str]:
+def _as_facts(dataset: str | DatasetFacts) -> DatasetFacts:
+    """A shipped dataset's facts by name, or facts already read (an own-recordings dataset file)."""
+    return dataset_facts(dataset) if isinstance(dataset, str) else dataset
+
+
+def dataset_ratings(dataset: str | DatasetFacts) -> list[str]:
     """The rating columns of a dataset (its facts' ``ratings``), in file order; every one is stored in the
     cache and may be read by a label task."""
-    return [str(r) for r in dataset_facts(name).ratings]
+    return [str(r) for r in _as_facts(dataset).ratings]
 
 
 @cache
-def _facts_tasks(name: str) -> dict[str, TaskConfig]:
-    where = f"physiosync/data/datasets/{name}.yaml"
-    raw = dataset_facts(name).tasks or {}
+def _shipped_facts_tasks(name: str) -> dict[str, TaskConfig]:
+    return _facts_tasks(dataset_facts(name), f"physiosync/data/datasets/{name}.yaml")
+
+
+def _facts_tasks(facts: DatasetFacts, where: str) -> dict[str, TaskConfig]:
+    raw = facts.tasks or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: key 'tasks': expected a mapping of task name -> definition")
     out: dict[str, TaskConfig] = {}
@@ -869,14 +892,19 @@ def _facts_tasks(name: str) -> dict[str, TaskConfig]:
             _task_name(str(task_name))
             out[str(task_name)] = TaskConfig.model_validate(spec)
         except (ValidationError, ValueError) as e:
-            msg = format_validation_error(e, where) if isinstance(e, ValidationError) else f"{where}: {e}"
+            msg = (format_validation_error(e, where, root=TaskConfig) if isinstance(e, ValidationError)
+                   else f"{where}: {e}")
             raise ConfigError(f"{msg} (task {task_name!r})") from None
     return out
 
 
-def dataset_task_configs(name: str) -> dict[str, TaskConfig]:
-    """The label tasks a dataset's facts file defines (``tasks:``), by name, in file order."""
-    return {k: v.model_copy(deep=True) for k, v in _facts_tasks(name).items()}
+def dataset_task_configs(dataset: str | DatasetFacts) -> dict[str, TaskConfig]:
+    """The label tasks a dataset's facts (or own-recordings dataset file) define (``tasks:``), in file order."""
+    if isinstance(dataset, str):
+        tasks = _shipped_facts_tasks(dataset)  # validated once per shipped file
+    else:
+        tasks = _facts_tasks(dataset, f"dataset file of {dataset.name!r}")
+    return {k: v.model_copy(deep=True) for k, v in tasks.items()}
 
 
 def _unknown_tasks_message(unknown: list[str], dataset: str, available: list[str]) -> str:
@@ -884,7 +912,7 @@ def _unknown_tasks_message(unknown: list[str], dataset: str, available: list[str
             "(add a task under `tasks:` in the config to define another)")
 
 
-def resolve_tasks(dataset: str, tasks: dict[str, TaskConfig] | None = None) -> dict[str, TaskConfig]:
+def resolve_tasks(dataset: str | DatasetFacts, tasks: dict[str, TaskConfig] | None = None) -> dict[str, TaskConfig]:
     """Every label task of a run: the dataset facts' tasks with the config's ``tasks`` over them, by name.
 
     Order: the facts' tasks in file order (a config task of the same name takes its place), then the
@@ -894,24 +922,26 @@ def resolve_tasks(dataset: str, tasks: dict[str, TaskConfig] | None = None) -> d
         ConfigError: a task reads a column that is not a rating of the dataset, or a threshold/quadrants
             task reads a rating without a threshold in the facts.
     """
+    facts = _as_facts(dataset)
+    name = facts.name
     given = dict(tasks or {})
-    out = {name: given.pop(name, t) for name, t in dataset_task_configs(dataset).items()}
+    out = {task: given.pop(task, t) for task, t in dataset_task_configs(dataset).items()}
     out.update(given)
-    ratings = dataset_ratings(dataset)
-    with_threshold = set(dataset_facts(dataset).thresholds or {})
-    for name, t in out.items():
+    ratings = dataset_ratings(facts)
+    with_threshold = set(facts.thresholds or {})
+    for task, t in out.items():
         bad = [c for c in t.columns if c not in ratings]
         if bad:
-            raise ConfigError(f"tasks.{name}.columns: found {bad}; expected rating columns of {dataset} "
+            raise ConfigError(f"tasks.{task}.columns: found {bad}; expected rating columns of {name} "
                               f"({', '.join(ratings)})")
         missing = [c for c in t.columns if t.kind != "categorical" and c not in with_threshold]
         if missing:
-            raise ConfigError(f"tasks.{name}: {dataset} facts give no threshold for {missing}; expected a "
+            raise ConfigError(f"tasks.{task}: {name} facts give no threshold for {missing}; expected a "
                               "`thresholds` entry for every rating a threshold/quadrants task reads")
-    return {name: t.model_copy(deep=True) for name, t in out.items()}
+    return {task: t.model_copy(deep=True) for task, t in out.items()}
 
 
-def resolve_preprocess(dataset: str, cfg: PreprocessConfig) -> PreprocessConfig:
+def resolve_preprocess(dataset: str | DatasetFacts, cfg: PreprocessConfig) -> PreprocessConfig:
     """``cfg`` with its dataset defaults filled for ``dataset`` (a new object; idempotent).
 
     ``peripheral_norm=None`` follows the dataset facts, except under ``official`` where it is ``none`` (the
@@ -953,17 +983,20 @@ def resolve_config(cfg: RunConfig) -> RunConfig:
         ConfigError: ``model.resolutions`` is an empty list; a label is not a task of the dataset or the
             config; a task or threshold names a column the dataset does not have.
     """
-    tasks = resolve_tasks(cfg.dataset.name, cfg.tasks)
+    from physiosync.data.readers import facts_of  # readers import this module
+
+    facts = facts_of(cfg.dataset)
+    tasks = resolve_tasks(facts, cfg.tasks)
     unknown = [lab for lab in cfg.labels if lab not in tasks]
     if unknown:  # checked first: the assignments below re-validate the whole config
         raise ConfigError(f"labels: {_unknown_tasks_message(unknown, cfg.dataset.name, list(tasks))}")
     res = cfg.model.resolutions
     if res is None:
-        res = dataset_defaults(cfg.dataset.name)["resolutions"]
+        res = dataset_defaults(facts)["resolutions"]
     elif not res:
         raise ConfigError("model.resolutions: found []; expected at least one window length in seconds, e.g. [1.0]")
     out = cfg.model_copy(deep=True)
     out.model = out.model.model_copy(update={"resolutions": sorted({float(w) for w in res})})
-    out.preprocess = resolve_preprocess(cfg.dataset.name, cfg.preprocess)
+    out.preprocess = resolve_preprocess(facts, cfg.preprocess)
     out.tasks = tasks
     return out

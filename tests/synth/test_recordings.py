@@ -127,7 +127,8 @@ def test_dataset_file_describes_the_files(written: tuple[str, rec.WrittenRecordi
     eeg = doc["modalities"]["eeg"]["ch_names"]
     assert eeg == raw.ch_names[:14] and doc["modalities"]["gsr"]["ch_names"] == ["GSR"]
     assert doc["modalities"]["gsr"]["kind"] == "gsr" and doc["target_sfreq"] == 128.0
-    assert doc["files"]["format"] == fmt and doc["trials"]["table"] == "trials.tsv"
+    assert doc["recordings"]["trials_table"] == "trials.tsv"
+    assert doc["recordings"]["read_raw"]["infer_types"] == (fmt in ("edf", "bdf"))
     assert doc["stimulus_s"] == 4.0 and doc["default_resolutions"] == [1.0]  # shortest trial 4 s: no 5 s window
     assert set(doc["tasks"]) >= {"arousal", "valence", "four"}
     # the stated unit is the unit of what mne.io.read_raw returns: tonic skin conductance 2-8 µS

@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 
 from physiosync.atomic import TEMP_SUFFIX, clean_stale_temps, temp_prefix
-from physiosync.config import RunConfig, dataset_ratings
+from physiosync.config import RunConfig, dataset_ratings, window_problem
 from physiosync.data.contract import DataContract
-from physiosync.data.facts import dataset_facts, prepared_contract
+from physiosync.data.facts import prepared_contract
 from physiosync.data.labels import Task, make_tasks
 from physiosync.data.preprocess import (
     TARGET_SFREQ,
@@ -324,20 +324,37 @@ def _append_subject(files: dict[str, Any], buffers: dict[str, np.ndarray]) -> No
         fh.write(memoryview(buffers[mod]).cast("B"))
 
 
+def _count_cropped(rec: SubjectRecording, facts: Any, cropped: dict[str, Any]) -> None:
+    """Count the trials longer than the kept ``stimulus_s`` (cropped to it; the prepare summary says so)."""
+    if facts.stimulus_segment == "whole":
+        return
+    eeg = facts.eeg
+    for trial in rec.trials:
+        rate = float((trial.sfreq or rec.sfreq).get(eeg, 0.0) or rec.sfreq.get(eeg, 0.0))
+        n = np.shape(trial.signal.get(eeg, np.empty((0, 0))))[-1]
+        seconds = n / rate if rate else 0.0
+        cropped["of"] += 1
+        if seconds > facts.stimulus_s + 0.5 / max(rate, 1.0):
+            cropped["trials"] += 1
+            cropped["longest_s"] = max(cropped["longest_s"], round(seconds, 3))
+
+
 def _write_subjects(
-    cfg: RunConfig, plan: PreprocessPlan, contract: DataContract, subjects: list[str], out_dir: Path, progress: bool
+    cfg: RunConfig, plan: PreprocessPlan, contract: DataContract, subjects: list[str], out_dir: Path, progress: bool,
+    meta_cropped: dict[str, Any] | None = None,
 ) -> tuple[dict[str, list[int]], dict[str, np.ndarray], int]:
     """Stream every subject through preprocessing into ``<modality>.f32`` files under ``out_dir``.
 
     Each subject is preprocessed into one reused float32 buffer per modality and appended to the store
-    with a plain write, so the resident set stays ≈ one subject.
+    with a plain write, so the resident set stays ≈ one subject. ``meta_cropped`` (if given) receives how
+    many trials were longer than the kept ``stimulus_s`` (trials of varying length are cropped to it).
 
     Returns:
         (shapes per modality, per-trial metadata arrays Shape: (n_subjects, n_trials), n_trials).
     """
     from tqdm.auto import tqdm
 
-    plan_ratings = dataset_ratings(plan.dataset)
+    plan_ratings = dataset_ratings(plan.dataset_facts)
     shapes: dict[str, list[int]] = {}
     meta: dict[str, np.ndarray] = {}
     # Two sets of one-subject buffers, alternating: subject s is written by a background thread (the write
@@ -348,7 +365,8 @@ def _write_subjects(
     writer = ThreadPoolExecutor(max_workers=1)
     pending: list[Any] = [None, None]
     n_trials = n_read = 0
-    facts = dataset_facts(plan.dataset)
+    cropped: dict[str, Any] = {"trials": 0, "of": 0, "longest_s": 0.0}
+    facts = plan.dataset_facts
     n_samples = facts.samples(facts.stimulus_s)
     bar = tqdm(total=len(subjects), desc=f"prepare {plan.dataset}", unit="subject", disable=not progress)
     try:
@@ -368,7 +386,11 @@ def _write_subjects(
                 meta.update({t.column: np.zeros((len(subjects), n_trials), dtype=np.int64)
                              for t in plan.tasks.values()})
             if rec.n_trials != n_trials:
-                raise DataFormatError(rec.source, "n_trials", rec.n_trials, f"{n_trials} (as {subjects[0]})")
+                raise DataFormatError(rec.source, "n_trials", f"{rec.n_trials} for subject {rec.subject}",
+                                      f"{n_trials} (as {subjects[0]})",
+                                      hint="the cache stores (subjects, trials, …): every subject needs the same "
+                                           "trials; leave others out with --set dataset.subjects=[...]")
+            _count_cropped(rec, facts, cropped)
             slot = s % 2
             if pending[slot] is not None:
                 pending[slot].result()  # this buffer set's previous write has finished (errors surface here)
@@ -393,6 +415,8 @@ def _write_subjects(
             fh.close()
     if n_read != len(subjects):
         raise DataFormatError(cfg.dataset.data_dir, "subjects", f"{n_read} read", f"{len(subjects)} listed")
+    if cropped["trials"]:
+        meta_cropped.update(cropped, kept_s=facts.stimulus_s, segment=plan.segment)
     return shapes, meta, n_trials
 
 
@@ -447,12 +471,17 @@ def build_cache(cfg: RunConfig, progress: bool = True) -> WindowCache:
         DataFormatError: any bad input file; no cache directory is left behind.
         ConfigError: no data directory configured.
     """
+    from physiosync.data.readers import facts_of, input_files
+
     dataset = cfg.dataset.name
-    plan = resolve_plan(dataset, cfg.preprocess, cfg.tasks)  # the tasks decide the stored label columns
+    facts = facts_of(cfg.dataset, resolve_channels=True)
+    assert facts is not None
+    plan = resolve_plan(dataset, cfg.preprocess, cfg.tasks, facts)  # the tasks decide the stored label columns
     check_cache_dir(Path(cfg.cache_dir))
     listing = list_inputs(cfg)
     subjects = [sid for sid, _ in listing]
-    files = list(dict.fromkeys(Path(f) for _, f in listing))  # DREAMER: one file for every subject
+    # DREAMER: one file for every subject; own recordings: recordings + trials table + dataset file
+    files = input_files(cfg.dataset, listing)
     cache_dir = Path(cfg.cache_dir)
     clean_stale_temps(cache_dir)  # half-built caches of killed builds (atomic.py: which ones are stale)
     inputs = describe_inputs(files, cache_dir, dataset, hash_missing=False)
@@ -463,8 +492,12 @@ def build_cache(cfg: RunConfig, progress: bool = True) -> WindowCache:
         if cache is not None:
             return cache
 
-    contract = prepared_contract(dataset)
-    facts = dataset_facts(dataset)
+    # The window lengths the contract offers: 1 s and 5 s (DEAP, DREAMER) and the dataset's defaults, those
+    # that tile a prepared trial (own recordings: any stimulus_s)
+    n_samples = facts.samples(facts.stimulus_s)
+    windows = tuple(w for w in sorted({1.0, 5.0, *facts.default_resolutions})
+                    if window_problem([w], n_samples, facts.target_sfreq) is None)
+    contract = prepared_contract(facts, windows)
     # Each subject unpickles ~100 MB arrays: without this, glibc maps and page-faults them afresh per
     # subject (measured on full-size DEAP: prepare 4.4 s -> 3.0 s). Process-wide, as training wants it too.
     keep_freed_memory()
@@ -476,7 +509,8 @@ def build_cache(cfg: RunConfig, progress: bool = True) -> WindowCache:
     pool = ThreadPoolExecutor(max_workers=1)
     try:
         digests = [pool.submit(hash_file, e["file"]) for e in todo]
-        shapes, meta, n_trials = _write_subjects(cfg, plan, contract, subjects, tmp, progress)
+        cropped: dict[str, Any] = {}
+        shapes, meta, n_trials = _write_subjects(cfg, plan, contract, subjects, tmp, progress, cropped)
         for e, d in zip(todo, digests, strict=True):
             e["sha256"] = d.result()
         cache_hash = compute_cache_hash(dataset, plan.to_dict(), subjects, inputs)
@@ -494,7 +528,7 @@ def build_cache(cfg: RunConfig, progress: bool = True) -> WindowCache:
             "inputs": inputs,
             "preprocess": plan.to_dict(),
             "preprocess_config": cfg.preprocess.model_dump(mode="json"),
-            "ratings": dataset_ratings(dataset),
+            "ratings": dataset_ratings(plan.dataset_facts),
             "tasks": {name: t.to_dict() for name, t in plan.tasks.items()},
             "contract": contract.to_dict(),
             "subjects": subjects,
@@ -503,6 +537,7 @@ def build_cache(cfg: RunConfig, progress: bool = True) -> WindowCache:
             "sfreq": facts.target_sfreq,
             "shapes": shapes,
             "dtype": "float32",
+            **({"cropped": cropped} if cropped else {}),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))  # last: marks the build complete
@@ -561,5 +596,12 @@ def summarize_cache(cache: WindowCache) -> str:
         share_txt = " ".join(f"{c}={s:.2f}" for c, s in zip(task.class_names, shares, strict=True))
         lines.append(f"  {label:<{width}} {share_txt} | {majority.mean():.3f} [{majority.min():.3f}, "
                      f"{majority.max():.3f}]")
+    cropped = cache.manifest.get("cropped")
+    if cropped:
+        lines.append(f"cropped:    {cropped['trials']} of {cropped['of']} trials longer than {cropped['kept_s']:g} s "
+                     f"(up to {cropped['longest_s']:g} s): kept the {cropped['segment']} {cropped['kept_s']:g} s of each")
+    if (t["stimulus"] < 0).any():
+        lines.append("stimuli:    unknown (no stimulus column): protocols and pre-training pairing that pool "
+                     "stimuli across subjects are refused")
     lines.append(f"size:       {_format_bytes(cache.size_bytes())} on disk")
     return "\n".join(lines)

@@ -15,6 +15,7 @@ import time (``config`` imports it).
 from __future__ import annotations
 
 import copy
+import re
 import string
 from functools import cache
 from importlib import resources
@@ -55,14 +56,79 @@ class FactsModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
+# Units a modality's values may be declared in (``unit``), with the factor to the working unit of their
+# kind: voltages -> µV, conductances -> µS; "n/a" (or no unit) leaves values as read.
+UNIT_SCALE: dict[str, float] = {
+    "V": 1e6, "mV": 1e3, "uV": 1.0, "µV": 1.0, "nV": 1e-3,
+    "S": 1e6, "mS": 1e3, "uS": 1.0, "µS": 1.0, "n/a": 1.0,
+}
+UnitName = Literal["V", "mV", "uV", "µV", "nV", "S", "mS", "uS", "µS", "n/a"]
+
+
 class ModalityFacts(FactsModel):
-    """One modality as recorded."""
+    """One modality as recorded: its channels by name (``ch_names``) or by a regex (``pattern``)."""
 
     role: Literal["eeg", "peripheral"]
-    sfreq: PositiveFloat  # native sampling rate; preprocessing resamples to target_sfreq where it differs
-    ch_names: Annotated[list[Name], Field(min_length=1)]
+    # native sampling rate; preprocessing resamples to target_sfreq where it differs. None = each file's own
+    # rate (own recordings: files may differ)
+    sfreq: PositiveFloat | None = None
+    # channel names in array order; own recordings may give ``pattern`` instead (a regular expression every
+    # wanted channel name matches in full; the channels are then those of the first file, in its order)
+    ch_names: Annotated[list[Name], Field(min_length=1)] | None = None
+    pattern: Name | None = None
+    kind: Name | None = None  # what the signal is: eeg, gsr, ecg, ppg, resp, … (reports, documentation)
+    unit: UnitName | None = None  # unit of the values as read; scaled to µV (voltages) / µS (conductances)
     # Rows of this modality in a file holding all channels in one array (first, last; inclusive), if any
     channel_indices: tuple[Index, Index] | None = None
+
+    @model_validator(mode="after")
+    def _channels(self) -> ModalityFacts:
+        if (self.ch_names is None) == (self.pattern is None):
+            raise ValueError("give exactly one of ch_names (a list of names) and pattern (a regular expression)")
+        if self.pattern is not None:
+            try:
+                re.compile(self.pattern)
+            except re.error as e:
+                raise ValueError(f"pattern is not a regular expression ({e})") from None
+        return self
+
+    @property
+    def scale(self) -> float:
+        """Factor from the declared unit to the working unit (1 without a unit)."""
+        return UNIT_SCALE[self.unit] if self.unit is not None else 1.0
+
+
+class AnnotationTrial(FactsModel):
+    """What one annotation description means (``trials_from: annotations``)."""
+
+    stimulus: Name | None = None  # stimulus id (default: the description itself)
+    ratings: dict[Name, Float] = Field(default_factory=dict)  # one value per rating of the dataset
+
+
+class ReadRawOptions(FactsModel):
+    """Options passed to ``mne.io.read_raw`` (only those that change what a file's channels are called)."""
+
+    infer_types: Annotated[bool, Strict()] = False  # EDF/BDF/GDF: "EEG Fp1" -> channel Fp1 of type eeg
+
+
+class RecordingsFacts(FactsModel):
+    """Own recordings (``dataset.name: recordings``): where the trials are and how files are opened."""
+
+    trials_table: Name = "trials.tsv"  # relative to the dataset file (docs/datasets.md: its columns)
+    # "table": one table row per trial (onset, duration, …); "annotations": the table lists the files
+    # (subject, file) and trials are the files' annotations whose description ``annotations`` maps
+    trials_from: Literal["table", "annotations"] = "table"
+    annotations: dict[Name, AnnotationTrial] | None = None
+    read_raw: ReadRawOptions = Field(default_factory=ReadRawOptions)
+
+    @model_validator(mode="after")
+    def _annotations(self) -> RecordingsFacts:
+        if self.trials_from == "annotations" and not self.annotations:
+            raise ValueError("trials_from 'annotations' needs an annotations mapping (description -> "
+                             "{stimulus, ratings})")
+        if self.trials_from == "table" and self.annotations is not None:
+            raise ValueError("annotations is only read with trials_from 'annotations'")
+        return self
 
 
 class PaperRow(FactsModel):
@@ -101,26 +167,29 @@ class DatasetFacts(FactsModel):
     """What a dataset is (see the module docstring); one facts file."""
 
     name: Name
-    n_subjects: Count
-    n_trials: Count
+    n_subjects: Count | None = None  # None: as many as the files hold (own recordings)
+    n_trials: Count | None = None
     # Reader-specific layout of a file holding every channel of a subject in one array (DEAP)
     n_channels_file: Count | None = None
     n_samples_file: Count | None = None
-    baseline_s: PositiveFloat
+    # seconds of baseline per trial; own recordings: None = as the trials table says (baseline_duration)
+    baseline_s: PositiveFloat | None = None
     stimulus_s: PositiveFloat  # seconds of stimulus kept per trial
     target_sfreq: PositiveFloat = PREPARED_SFREQ  # every modality is brought to this rate
     # "prefix": the baseline is the first baseline_s of every trial array (one template per trial);
-    # "separate": each trial has its own baseline recording, of any length (per-clip template).
-    baseline_layout: Literal["prefix", "separate"]
+    # "separate": each trial has its own baseline recording, of any length (per-clip template);
+    # "none": no baseline is subtracted (own recordings without a baseline segment).
+    baseline_layout: Literal["none", "prefix", "separate"]
     # "whole": every stimulus is exactly stimulus_s long; "first_or_last": stimuli are longer and
-    # ``preprocess.dreamer_segment`` picks their first or last stimulus_s.
-    stimulus_segment: Literal["whole", "first_or_last"]
+    # ``preprocess.dreamer_segment`` picks their first or last stimulus_s; "first" / "last": stimuli may
+    # be longer (own recordings of varying length) and this part of each is kept.
+    stimulus_segment: Literal["whole", "first_or_last", "first", "last"]
     modalities: Annotated[dict[Name, ModalityFacts], Field(min_length=1)]
     ratings: Annotated[list[Name], Field(min_length=1)]
     rating_scale: tuple[Float, Float]
     thresholds: dict[Name, Float]
     default_resolutions: Annotated[list[PositiveFloat], Field(min_length=1)]
-    peripheral_norm: Literal["none", "trial", "subject"]
+    peripheral_norm: Literal["none", "trial", "subject"] = "subject"
     quirks: list[QuirkName] = Field(default_factory=list)  # the quirk switches that can change this dataset
     trial_noun: Name = "trial"  # what a trial is called in messages ("clip")
     # Where trial k's stimulus array of a modality sits in the source, for error messages, as a
@@ -128,6 +197,7 @@ class DatasetFacts(FactsModel):
     trial_source: Name | None = None
     paper_results: PaperResults | None = None
     tasks: dict[Name, Any] | None = None  # label tasks (issue 9 §3; validated by the labels module)
+    recordings: RecordingsFacts | None = None  # own recordings only (``dataset.name: recordings``)
 
     @model_validator(mode="after")
     def _consistent(self) -> DatasetFacts:
@@ -135,11 +205,28 @@ class DatasetFacts(FactsModel):
         if not lo < hi:
             raise ValueError(f"rating_scale must be [low, high] with low < high (got [{lo:g}, {hi:g}])")
         roles = [m.role for m in self.modalities.values()]
-        if sorted(roles) != ["eeg", "peripheral"]:  # PhysioSync pairs one EEG with one peripheral signal
-            raise ValueError(f"modalities need one role 'eeg' and one role 'peripheral' (got {roles})")
+        # PhysioSync pairs one EEG with one peripheral signal; own recordings may be EEG-only (run without
+        # CM-CA, the EEG-only fusion), a shipped dataset's reader expects both
+        if self.recordings is not None and sorted(roles) not in (["eeg"], ["eeg", "peripheral"]):
+            raise ValueError(f"modalities need one role 'eeg' and at most one role 'peripheral' (got {roles})")
+        if self.recordings is None and sorted(roles) != ["eeg", "peripheral"]:
+            raise ValueError(f"modalities need one role 'eeg' and one role 'peripheral' (got {roles}; EEG-only "
+                             "data: own recordings, with a 'recordings' section)")
         for key in self.thresholds:
             if key not in self.ratings:
                 raise ValueError(f"thresholds.{key}: not one of the ratings {self.ratings}")
+        if self.baseline_layout == "prefix" and self.baseline_s is None:
+            raise ValueError("baseline_layout 'prefix' needs baseline_s (the seconds of baseline per trial)")
+        if self.baseline_layout != "separate":
+            bad = [q for q in self.quirks if q in SEPARATE_BASELINE_QUIRKS]
+            if bad:
+                raise ValueError(f"quirks {bad} rewrite the separate-baseline path; baseline_layout is "
+                                 f"{self.baseline_layout!r}")
+        if self.recordings is None:
+            unnamed = [m for m, f in self.modalities.items() if f.ch_names is None or f.sfreq is None]
+            if unnamed:
+                raise ValueError(f"modalities {unnamed} lack sfreq or ch_names, which a facts file without a "
+                                 "'recordings' section needs (a dataset file of own recordings has one)")
         if self.baseline_layout == "prefix":
             bad = [q for q in self.quirks if q in SEPARATE_BASELINE_QUIRKS]
             if bad:
@@ -163,9 +250,9 @@ class DatasetFacts(FactsModel):
         return next(m for m, f in self.modalities.items() if f.role == "eeg")
 
     @property
-    def peripheral(self) -> str:
-        """Name of the peripheral-role modality."""
-        return next(m for m, f in self.modalities.items() if f.role == "peripheral")
+    def peripheral(self) -> str | None:
+        """Name of the peripheral-role modality (None for EEG-only data)."""
+        return next((m for m, f in self.modalities.items() if f.role == "peripheral"), None)
 
     def samples(self, seconds: float) -> int:
         """Samples of ``seconds`` at the prepared rate."""
@@ -197,7 +284,9 @@ def format_facts_error(err: ValidationError, source: str, max_errors: int = 3) -
             parts.append(f"{source}: unknown key {key!r}")
         else:
             msg = e["msg"].removeprefix("Value error, ")
-            parts.append(f"{source}: key {key!r}: {msg} (got {shorten(repr(e.get('input')), 120)})")
+            # a whole-file check's input is the whole file: the message says what is wrong, no echo
+            got = "" if not e["loc"] else f" (got {shorten(repr(e.get('input')), 120)})"
+            parts.append(f"{source}: key {key!r}: {msg}{got}")
     if len(errors) > max_errors:
         parts.append(f"and {len(errors) - max_errors} more error(s)")
     return "; ".join(parts)
@@ -253,20 +342,25 @@ def load_dataset_facts(name: str) -> dict[str, Any]:
     return copy.deepcopy(dataset_facts(name).to_dict())
 
 
-def prepared_contract(name: str, window_s: tuple[float, ...] = (1.0, 5.0)) -> DataContract:
+def prepared_contract(name: str | DatasetFacts, window_s: tuple[float, ...] = (1.0, 5.0)) -> DataContract:
     """The :class:`DataContract` of a dataset *after* preprocessing (all modalities at 128 Hz).
 
-    Used by ``describe-model`` (no data needed) and written into cache manifests.
+    Used by ``describe-model`` (no data needed) and written into cache manifests. ``name`` may be the
+    facts themselves (own recordings: a dataset file, channel patterns resolved by its reader).
     """
-    facts = dataset_facts(name)
+    facts = dataset_facts(name) if isinstance(name, str) else name
+    unresolved = [mod for mod, spec in facts.modalities.items() if spec.ch_names is None]
+    if unresolved:
+        raise ConfigError(f"dataset {facts.name!r}: modalities {unresolved} name their channels by a pattern; "
+                          "the contract needs them resolved against a recording (physiosync.data.readers.facts_of)")
     mods = tuple(
-        ModalitySpec(name=mod, role=spec.role, ch_names=tuple(spec.ch_names), sfreq=PREPARED_SFREQ)
+        ModalitySpec(name=mod, role=spec.role, ch_names=tuple(spec.ch_names or ()), sfreq=facts.target_sfreq)
         for mod, spec in facts.modalities.items()
     )
     return DataContract(modalities=mods, window_s=tuple(window_s))
 
 
 __all__ = [
-    "DatasetFacts", "ModalityFacts", "PaperResults", "PaperTable", "QuirkName", "dataset_facts", "facts_names",
+    "UNIT_SCALE", "AnnotationTrial", "DatasetFacts", "ModalityFacts", "ReadRawOptions", "RecordingsFacts", "PaperResults", "PaperTable", "QuirkName", "dataset_facts", "facts_names",
     "load_dataset_facts", "load_facts_file", "parse_facts", "prepared_contract",
 ]

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from physiosync.config import PreprocessConfig, TaskConfig, resolve_preprocess, resolve_tasks
+from physiosync.data.facts import DatasetFacts
 
 HAHV, HALV, LAHV, LALV = 0, 1, 2, 3
 FOUR_CLASS_NAMES = ("HAHV", "HALV", "LAHV", "LALV")
@@ -80,7 +81,7 @@ def make_tasks(specs: Mapping[str, Mapping[str, Any] | TaskConfig]) -> dict[str,
     return {name: Task.from_dict(name, spec) for name, spec in specs.items()}
 
 
-def dataset_tasks(dataset: str, tasks: Mapping[str, TaskConfig] | None = None) -> dict[str, Task]:
+def dataset_tasks(dataset: str | DatasetFacts, tasks: Mapping[str, TaskConfig] | None = None) -> dict[str, Task]:
     """Every task of a dataset: its facts' tasks with ``tasks`` (the config's) over them
     (:func:`physiosync.config.resolve_tasks`, the one place that combines them)."""
     return make_tasks(resolve_tasks(dataset, dict(tasks or {})))

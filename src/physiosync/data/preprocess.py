@@ -25,7 +25,7 @@ consequence"), which is what lets the cache store one copy.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from fractions import Fraction
 from typing import Any
 
@@ -62,6 +62,9 @@ class PreprocessPlan:
         peripheral_norm: "none", "trial" or "subject" for the peripheral modality.
         thresholds: rating -> t, high ⇔ rating ≥ t (every rating of the dataset).
         tasks: task name -> :class:`~physiosync.data.labels.Task`; one stored label column each.
+        facts: The facts preprocessing follows when they are not a shipped file's (own recordings: the
+            dataset file, channel patterns resolved); None = ``dataset_facts(dataset)``. Not part of
+            :meth:`to_dict` (the cache hash covers the dataset file itself as an input file).
     """
 
     dataset: str
@@ -73,13 +76,23 @@ class PreprocessPlan:
     peripheral_norm: str
     thresholds: dict[str, float]
     tasks: dict[str, Task] = field(default_factory=dict)
+    facts: DatasetFacts | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # the hashed form: every field but ``facts`` (the dataset file is hashed as an input file), tasks as
+        # plain dicts
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("facts", "tasks")} | {
+            "thresholds": dict(self.thresholds), "tasks": {n: asdict(t) for n, t in self.tasks.items()}}
+
+    @property
+    def dataset_facts(self) -> DatasetFacts:
+        """The facts this plan preprocesses by."""
+        return self.facts if self.facts is not None else dataset_facts(self.dataset)
 
 
 def resolve_plan(
-    dataset: str, cfg: PreprocessConfig, tasks: Mapping[str, TaskConfig] | None = None
+    dataset: str, cfg: PreprocessConfig, tasks: Mapping[str, TaskConfig] | None = None,
+    facts: DatasetFacts | None = None,
 ) -> PreprocessPlan:
     """Resolve quirk switches for ``dataset``; the peripheral normalisation and thresholds are its defaults.
 
@@ -89,9 +102,12 @@ def resolve_plan(
     :func:`physiosync.config.resolve_preprocess`, the one place that fills them (a no-op on a config already
     resolved by :func:`physiosync.config.resolve_config`). ``tasks`` are the config's label tasks (None =
     only the dataset's own), combined with the facts' by :func:`physiosync.config.resolve_tasks`.
+    ``facts``: given for datasets whose facts are not a shipped file (own recordings,
+    :func:`physiosync.data.readers.facts_of`).
     """
-    facts = dataset_facts(dataset)
-    cfg = resolve_preprocess(dataset, cfg)
+    given = facts
+    facts = facts if facts is not None else dataset_facts(dataset)
+    cfg = resolve_preprocess(facts, cfg)
     assert cfg.peripheral_norm is not None and cfg.thresholds is not None
 
     def applies(quirk: str) -> bool:
@@ -103,10 +119,12 @@ def resolve_plan(
         ecg_from_eeg_bug=applies("dreamer_ecg_from_eeg_bug"),
         baseline_bug=applies("dreamer_baseline_bug"),
         window_bug=applies("dreamer_window_bug"),
-        segment=cfg.dreamer_segment if facts.stimulus_segment == "first_or_last" else "first",
+        segment=(cfg.dreamer_segment if facts.stimulus_segment == "first_or_last"
+                 else facts.stimulus_segment if facts.stimulus_segment in ("first", "last") else "first"),
         peripheral_norm=cfg.peripheral_norm,
         thresholds=dict(cfg.thresholds),
-        tasks=dataset_tasks(dataset, tasks),
+        tasks=dataset_tasks(given if given is not None else dataset, tasks),
+        facts=given,
     )
 
 
@@ -300,6 +318,10 @@ def _crop_stimulus(x: np.ndarray, segment: str, rec: SubjectRecording, k: int, m
                               f"{x.shape[-1]} samples ({x.shape[-1] / facts.target_sfreq:.2f} s) for subject "
                               f"{rec.subject} {facts.trial_noun} {k + 1}",
                               f">= {n} ({facts.stimulus_s:g} s at {facts.target_sfreq:g} Hz)")
+    if facts.stimulus_segment == "whole" and x.shape[-1] != n:
+        raise DataFormatError(rec.source, facts.trial_source_name(rec.subject, k, mod),
+                              f"{x.shape[-1]} samples for subject {rec.subject} {facts.trial_noun} {k + 1}",
+                              f"exactly {n} (stimulus_segment 'whole'; 'first'/'last' crop longer trials)")
     return x[:, :n] if segment == "first" else x[:, x.shape[-1] - n :]
 
 
@@ -320,13 +342,24 @@ def _clip_templates(baselines: list[np.ndarray], plan: PreprocessPlan, n_per_cli
     return np.stack([b.mean(axis=0) for b in baselines])
 
 
+def _trial_rate(rec: SubjectRecording, k: int, mod: str, default: float) -> float:
+    """Native rate of trial ``k``'s ``mod``: the trial's own (files at different rates) or the subject's."""
+    rates = rec.trials[k].sfreq
+    if rates is not None and mod in rates:
+        return float(rates[mod])
+    return float(rec.sfreq.get(mod, default))
+
+
 def preprocess_separate_baseline(
     rec: SubjectRecording, plan: PreprocessPlan, facts: DatasetFacts, out: dict[str, np.ndarray]
 ) -> None:
-    """``baseline_layout: separate`` (DREAMER §2.3–§2.4) for one subject, written into ``out``.
+    """``baseline_layout: separate`` (DREAMER §2.3–§2.4) or ``none`` for one subject, written into ``out``.
 
-    Fixed defaults: a modality not at ``target_sfreq`` (the ECG) resampled to it, each clip's own template,
-    windows w0..w59 of the chosen 60 s, EEG spatial z-score, peripheral per-channel normalisation. With D1
+    Fixed defaults: a modality not at ``target_sfreq`` (the ECG) resampled to it (each trial at its own
+    native rate: own recordings may mix files at different rates), each clip's own template (``none``: no
+    baseline is subtracted), windows w0..w59 of the chosen 60 s (own recordings: ``stimulus_s`` of the
+    first or last part of trials of any length), EEG spatial z-score, peripheral per-channel
+    normalisation; EEG-only data (no peripheral modality) run the EEG branch alone. With D1
     the authors' pipeline is followed for the peripheral branch as a whole: the peripheral signal is *not*
     resampled (their code cuts the 256 Hz baseline as if it were 128 Hz; only the template survives), the
     "ECG" = corrected first EEG channels (AF3/F7) minus that template, then a 2-channel spatial z-score and
@@ -335,50 +368,69 @@ def preprocess_separate_baseline(
     Shape: out[eeg] (n_trials, n_eeg, 7680), out[peripheral] (n_trials, n_per, 7680) (DREAMER: 14 and 2).
     """
     eeg_mod, per_mod = facts.eeg, facts.peripheral
-    n_eeg = len(facts.modalities[eeg_mod].ch_names)
-    n_per = len(facts.modalities[per_mod].ch_names)
+    n_eeg = len(facts.modalities[eeg_mod].ch_names or ())
+    n_per = len(facts.modalities[per_mod].ch_names or ()) if per_mod is not None else 0
     n_stim = facts.samples(facts.stimulus_s)
     target = facts.target_sfreq
-    rates = {mod: float(rec.sfreq.get(mod, spec.sfreq)) for mod, spec in facts.modalities.items()}
+    window = facts.samples(1.0)  # templates and segments are 1 s long (DREAMER: WINDOW = 128)
+    with_baseline = facts.baseline_layout != "none"
     official = plan.window_bug
+    defaults = {mod: spec.sfreq or 0.0 for mod, spec in facts.modalities.items()}
 
     eeg_stim, eeg_base, per_stim, per_base = [], [], [], []
     for k in range(rec.n_trials):
         e_s = _trial_array(rec, k, "signal", eeg_mod, n_eeg).astype(np.float64, copy=False)
-        e_b = _trial_array(rec, k, "baseline", eeg_mod, n_eeg).astype(np.float64, copy=False)
-        c_s = _trial_array(rec, k, "signal", per_mod, n_per).astype(np.float64, copy=False)
-        c_b = _trial_array(rec, k, "baseline", per_mod, n_per).astype(np.float64, copy=False)
-        e_s, e_b = _to_target_rate(e_s, rates[eeg_mod], target), _to_target_rate(e_b, rates[eeg_mod], target)
-        if not plan.ecg_from_eeg_bug:
-            c_s, c_b = _to_target_rate(c_s, rates[per_mod], target), _to_target_rate(c_b, rates[per_mod], target)
-        eeg_stim.append(segment_windows(_crop_stimulus(e_s, plan.segment, rec, k, eeg_mod, facts),
+        e_b = _trial_array(rec, k, "baseline", eeg_mod, n_eeg).astype(np.float64, copy=False) if with_baseline else None
+        c_s = c_b = None
+        if per_mod is not None:
+            c_s = _trial_array(rec, k, "signal", per_mod, n_per).astype(np.float64, copy=False)
+            if with_baseline:
+                c_b = _trial_array(rec, k, "baseline", per_mod, n_per).astype(np.float64, copy=False)
+        e_rate = _trial_rate(rec, k, eeg_mod, defaults[eeg_mod])
+        e_s = _to_target_rate(e_s, e_rate, target)
+        if e_b is not None:
+            e_b = _to_target_rate(e_b, e_rate, target)
+        if per_mod is not None and not plan.ecg_from_eeg_bug:
+            c_rate = _trial_rate(rec, k, per_mod, defaults[per_mod])
+            c_s = _to_target_rate(c_s, c_rate, target)
+            if c_b is not None:
+                c_b = _to_target_rate(c_b, c_rate, target)
+        eeg_stim.append(segment_windows(_crop_stimulus(e_s, plan.segment, rec, k, eeg_mod, facts), window,
                                         official=official))
-        eeg_base.append(segment_windows(e_b, official=official))
-        if not plan.ecg_from_eeg_bug:
-            per_stim.append(segment_windows(_crop_stimulus(c_s, plan.segment, rec, k, per_mod, facts),
+        if e_b is not None:
+            eeg_base.append(segment_windows(e_b, window, official=official))
+        if per_mod is not None and not plan.ecg_from_eeg_bug:
+            per_stim.append(segment_windows(_crop_stimulus(c_s, plan.segment, rec, k, per_mod, facts), window,
                                             official=official))
-        per_base.append(segment_windows(c_b, official=official))
-        if len(eeg_base[-1]) == 0 or len(per_base[-1]) == 0:
-            raise DataFormatError(rec.source, f"trial {k} baseline samples", e_b.shape[-1], f">= {2 * WINDOW}")
-
-    n_per_clip = len(eeg_base[0])  # the authors' loop constant (61 on the real data)
-    try:
-        eeg_tpl = _clip_templates(eeg_base, plan, n_per_clip)  # (K, C, W)
-        per_tpl = _clip_templates(per_base, plan, n_per_clip)
-    except ValueError as e:
-        raise DataFormatError(rec.source, "baseline lengths", str(e), "equal baselines for every clip") from None
+        if c_b is not None:
+            per_base.append(segment_windows(c_b, window, official=official))
+        if with_baseline and (len(eeg_base[-1]) == 0 or (per_mod is not None and len(per_base[-1]) == 0)):
+            raise DataFormatError(rec.source, f"trial {k} baseline samples", e_b.shape[-1], f">= {2 * window}")
 
     eeg = np.stack(eeg_stim)  # (K, 60, C, W)
-    eeg -= eeg_tpl[:, None]
-    if plan.ecg_from_eeg_bug:
-        per = eeg[:, :, :n_per] - per_tpl[:, None]  # D1: AF3/F7 of the corrected EEG stand in for the ECG
-    else:
-        per = np.stack(per_stim)
-        per -= per_tpl[:, None]
+    per_tpl = None
+    if with_baseline:
+        n_per_clip = len(eeg_base[0])  # the authors' loop constant (61 on the real data)
+        try:
+            eeg_tpl = _clip_templates(eeg_base, plan, n_per_clip)  # (K, C, W)
+            per_tpl = _clip_templates(per_base, plan, n_per_clip) if per_mod is not None else None
+        except ValueError as e:
+            raise DataFormatError(rec.source, "baseline lengths", str(e), "equal baselines for every clip") from None
+        eeg -= eeg_tpl[:, None]
+    per = None
+    if per_mod is not None:
+        if plan.ecg_from_eeg_bug:
+            per = eeg[:, :, :n_per] - per_tpl[:, None]  # D1: AF3/F7 of the corrected EEG stand in for the ECG
+        else:
+            per = np.stack(per_stim)
+            if per_tpl is not None:
+                per -= per_tpl[:, None]
     # (K, 60, C, W) -> (K, C, 60 * W): the 60 segments stored back to back so 1 s windows stay views.
     eeg = eeg.transpose(0, 2, 1, 3).reshape(rec.n_trials, n_eeg, n_stim)
-    per = per.transpose(0, 2, 1, 3).reshape(rec.n_trials, n_per, n_stim)
     zscore_across_channels(eeg, out=out[eeg_mod])
+    if per is None:
+        return
+    per = per.transpose(0, 2, 1, 3).reshape(rec.n_trials, n_per, n_stim)
     if plan.ecg_from_eeg_bug:
         zscore_across_channels(per, out=out[per_mod])
     else:
@@ -386,7 +438,8 @@ def preprocess_separate_baseline(
 
 
 # The numerical path of each baseline layout (facts: ``baseline_layout``).
-BY_BASELINE_LAYOUT = {"prefix": preprocess_prefix_baseline, "separate": preprocess_separate_baseline}
+BY_BASELINE_LAYOUT = {"prefix": preprocess_prefix_baseline, "separate": preprocess_separate_baseline,
+                      "none": preprocess_separate_baseline}
 
 
 def check_prepared(rec: SubjectRecording, out: dict[str, np.ndarray], facts: DatasetFacts | None = None) -> None:
@@ -438,7 +491,7 @@ def preprocess_recording(
             rows so nothing is copied twice); allocated as float32 when omitted. ``n_samples`` is the
             facts' ``stimulus_s`` at ``target_sfreq`` (:data:`N_SAMPLES` for DEAP and DREAMER).
     """
-    facts = dataset_facts(plan.dataset)
+    facts = plan.dataset_facts
     n_samples = facts.samples(facts.stimulus_s)
     if rec.n_trials == 0:
         raise DataFormatError(rec.source, "trials", 0, "at least one trial")

@@ -266,7 +266,16 @@ def _resolve_n_folds(protocol: ProtocolConfig, n_units: int, default: int, unit:
 
 
 def _check_stimulus_per_trial(table: WindowTable) -> None:
-    """Moment-pooled protocols assume trial t shows the same stimulus to every subject (true for DEAP/DREAMER)."""
+    """Moment-pooled protocols assume trial t shows the same stimulus to every subject (true for DEAP/DREAMER).
+
+    Stimulus -1 means the data do not say which stimulus a trial showed (own recordings without a
+    ``stimulus`` column): such data are refused here rather than pooled by position.
+    """
+    if (table.stimulus < 0).any():
+        raise ConfigError(
+            "protocols that pool stimuli or trial positions across subjects (paper, stimulus-kfold, "
+            "subject-trial-kfold) need to know which stimulus each trial showed, and these data do not (the "
+            "trials table has no 'stimulus' column): add one, or use protocol.name=loso or subject-kfold")
     n_tr = int(table.trial.max()) + 1
     stim = np.full(n_tr, -1, dtype=np.int64)
     stim[table.trial] = table.stimulus

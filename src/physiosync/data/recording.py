@@ -23,7 +23,9 @@ class Trial:
     """One stimulus presentation.
 
     Attributes:
-        stimulus: 0-based stimulus index (video/clip), identical across subjects for the same stimulus.
+        stimulus: 0-based stimulus index (video/clip), identical across subjects for the same stimulus;
+            -1 where the data do not say which stimulus a trial showed (own recordings without a
+            ``stimulus`` column: protocols and pre-training that pool stimuli across subjects refuse them).
         baseline: modality -> float array, Shape: (n_chans, n_baseline_samples) at that modality's sfreq.
         signal: modality -> float array, Shape: (n_chans, n_stimulus_samples) at that modality's sfreq.
     """
@@ -31,6 +33,9 @@ class Trial:
     stimulus: int
     baseline: dict[str, np.ndarray]
     signal: dict[str, np.ndarray]
+    # modality -> native rate of *this* trial where trials of a subject differ (own recordings: files of
+    # one subject at different rates); None = the subject's ``SubjectRecording.sfreq``
+    sfreq: dict[str, float] | None = None
 
 
 @dataclass

@@ -147,6 +147,13 @@ def prepare(cfg: RunConfig, progress: bool = True) -> PreparedData:
     problem = window_problem(list(resolutions), int(cache.n_samples), float(cache.sfreq))
     if problem:
         raise ConfigError(f"model.resolutions {list(resolutions)}: {problem} (cache {cache.path})")
+    if cache.contract.peripheral is None:
+        off = [what for what, on in (("model.fusion=cross-modal fuses the EEG alone (eeg-only mode)",
+                                      cfg.model.fusion == "cross-modal"),
+                                     ("pretrain.cross_modal: no CM-CA terms, temporal contrast only",
+                                      cfg.pretrain.enabled and cfg.pretrain.cross_modal)) if on]
+        if off:
+            log.warning("EEG-only data (no peripheral modality): %s", "; ".join(off))
     return PreparedData(cache=cache, resolutions=resolutions, table=cache.windows(max(resolutions)))
 
 
@@ -267,7 +274,7 @@ def stage_pretrain(ctx: RunContext, progress: bool = True) -> None:
         for w in ctx.resolutions:
             split = fold.pretrain[w]
             todo.setdefault((w, split.key()), split)
-            _check_pretrain_subjects(ctx.cfg, fold, split)
+            _check_pretrain_subjects(ctx.cfg, fold, split, bool((ctx.cache.trials["stimulus"] < 0).any()))
     for i, ((w, key), split) in enumerate(sorted(todo.items(), key=lambda kv: kv[0])):
         d = pretrain_dir(ctx, w, key)
         if not (d / ENCODERS_NAME).is_file():
@@ -276,13 +283,18 @@ def stage_pretrain(ctx: RunContext, progress: bool = True) -> None:
         pretrain_split(ctx.cache, split, w, ctx.cfg, ctx.device, d, progress=progress)
 
 
-def _check_pretrain_subjects(cfg: RunConfig, fold: Any, split: Any) -> None:
+def _check_pretrain_subjects(cfg: RunConfig, fold: Any, split: Any, stimuli_unknown: bool = False) -> None:
     """Group pairing contrasts two halves of the training subjects: refuse a fold that leaves fewer than 2.
 
     Why here: it depends on the protocol *and* the number of subjects in the data (e.g. ``loso`` on 3
     subjects: 2 training subjects, one of them held out for validation), so the schema cannot see it.
     """
     n = len(split.train_subjects)
+    if cfg.pretrain.pairing == "groups" and stimuli_unknown:
+        raise ConfigError(
+            "pretrain.pairing=groups contrasts subjects at the same stimulus moment, and these data do not say "
+            "which stimulus each trial showed (the trials table has no 'stimulus' column): add one, or use "
+            "pretrain.pairing=augviews or pretrain.enabled=false")
     if cfg.pretrain.pairing == "groups" and n < 2:
         held = f", {len(split.val_subjects)} more held out for validation" if len(split.val_subjects) else ""
         raise ConfigError(

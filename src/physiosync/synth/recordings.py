@@ -358,40 +358,40 @@ def trials_table_text(rows: list[TrialRow]) -> str:
 def dataset_file(
     fmt: str, names: tuple[str, ...], peripheral: str, baseline_seconds: float, min_trial_s: float,
 ) -> dict:
-    """The provisional dataset file (issue 10 §1) as a mapping, in the spirit of ``data/datasets/*.yaml``.
+    """The dataset file (issue 10 §1) as a mapping: a facts file of the schema of ``data/datasets/*.yaml``
+    (:class:`physiosync.data.facts.DatasetFacts`) with its ``recordings`` section.
 
-    Kept in one function so it can follow the facts-file schema (issue 9 part A) when that settles. Units
-    are those of what ``mne.io.read_raw`` returns for the file (MNE's SI volts; the GSR as in the
-    module docstring).
+    Units are those of what ``mne.io.read_raw`` returns for the file (MNE's SI volts; the GSR as in the
+    module docstring); the reader scales them to µV / µS.
     """
-    modalities: dict = {"eeg": {"role": "eeg", "ch_names": list(names), "unit": "V"}}
+    modalities: dict = {"eeg": {"role": "eeg", "kind": "eeg", "ch_names": list(names), "unit": "V"}}
     if peripheral == "gsr":
         modalities["gsr"] = {"role": "peripheral", "kind": "gsr", "ch_names": ["GSR"], "unit": _GSR_AS[fmt][2]}
     elif peripheral == "ecg":
         modalities["ecg"] = {"role": "peripheral", "kind": "ecg", "ch_names": ["ECG"], "unit": "V"}
     doc: dict = {
-        "name": "recordings",
-        "files": {"format": fmt, "pattern": f"sub-*_run-*_eeg{FORMATS[fmt]}",
-                  "read_raw": {"infer_types": True} if fmt in ("edf", "bdf") else {}},
-        "trials": {"table": TABLE_NAME, "stimulus_column": "stimulus"},
+        "name": "synthetic-recordings",
         "modalities": modalities,
         "target_sfreq": WORKING_SFREQ,
         "baseline_layout": "separate",  # the table's baseline_onset/baseline_duration per trial
         "baseline_s": float(baseline_seconds),
         "stimulus_s": float(np.floor(min_trial_s)),  # shortest trial, whole seconds
-        "segment": "first",
-        "default_resolutions": [1.0, 5.0] if min_trial_s >= 5.0 else [1.0],
+        "stimulus_segment": "first",  # longer trials (vary_trial_length) are cropped to their first stimulus_s
+        "default_resolutions": [1.0, 5.0] if min_trial_s >= 5.0 and np.floor(min_trial_s) % 5 == 0 else [1.0],
         "ratings": list(RATINGS),
         "rating_scale": list(RATING_SCALE),
+        # high <=> rating >= 5 on the 1..9 scale, as DEAP's self-assessments (one threshold per rating)
         "thresholds": {r: THRESHOLD for r in RATINGS},
         "tasks": {
-            "arousal": {"kind": "threshold", "rating": "arousal"},
-            "valence": {"kind": "threshold", "rating": "valence"},
-            "dominance": {"kind": "threshold", "rating": "dominance"},
-            "liking": {"kind": "threshold", "rating": "liking"},
-            "four": {"kind": "quadrants", "ratings": ["arousal", "valence"],
+            "arousal": {"kind": "threshold", "columns": ["arousal"]},
+            "valence": {"kind": "threshold", "columns": ["valence"]},
+            "four": {"kind": "quadrants", "columns": ["arousal", "valence"],
                      "class_names": ["HAHV", "HALV", "LAHV", "LALV"]},
+            "dominance": {"kind": "threshold", "columns": ["dominance"]},
+            "liking": {"kind": "threshold", "columns": ["liking"]},
         },
+        "recordings": {"trials_table": TABLE_NAME, "trials_from": "table",
+                       "read_raw": {"infer_types": fmt in ("edf", "bdf")}},
     }
     if peripheral != "none":
         doc["peripheral_norm"] = "subject"
@@ -401,8 +401,8 @@ def dataset_file(
 def _dataset_file_text(doc: dict) -> str:
     import yaml
 
-    head = ("# Dataset file of a synthetic own-recordings folder written by `physiosync synth recordings`.\n"
-            "# Provisional layout (issue 10): it will follow the facts-file schema of data/datasets/*.yaml.\n")
+    head = ("# Dataset file of a synthetic own-recordings folder written by `physiosync synth recordings`:\n"
+            "# the facts-file schema of data/datasets/*.yaml plus a `recordings` section (docs/datasets.md).\n")
     return head + yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, allow_unicode=True)
 
 

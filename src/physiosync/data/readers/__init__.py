@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from physiosync.data.facts import DatasetFacts, dataset_facts
 from physiosync.data.readers import deap as _deap
 from physiosync.data.readers import dreamer as _dreamer
+from physiosync.data.readers import recordings as _recordings
 from physiosync.data.readers.deap import list_deap_subjects, read_deap, read_deap_subject
 from physiosync.data.readers.dreamer import list_dreamer_subjects, read_dreamer
 from physiosync.data.readers.safe_pickle import load_pickle
@@ -43,6 +45,11 @@ class Reader:
         read_subjects: Optional ``(ds, listing) -> iterator`` for formats where reading subjects one call
             at a time would parse a shared file again for each (DREAMER: one ``.mat`` for all subjects).
         data_dir_help: What ``dataset.data_dir`` must point at (CLI help, messages).
+        facts: Optional ``(ds, resolve_channels) -> DatasetFacts | None`` for datasets whose facts come from
+            the user's dataset file rather than ``data/datasets/<name>.yaml`` (own recordings); None when
+            the file cannot be located yet (no ``data_dir``/``file``). Without it: the shipped facts file.
+        input_files: Optional ``(ds, listing) -> files`` the cache hash covers, where they are more than the
+            listing's source files (own recordings: every recording file, the trials table, the dataset file).
     """
 
     name: str
@@ -50,6 +57,8 @@ class Reader:
     read_subject: Callable[[DatasetConfig, str, Path], SubjectRecording]
     read_subjects: Callable[[DatasetConfig, Listing], Iterator[SubjectRecording]] | None = None
     data_dir_help: str = ""
+    facts: Callable[[DatasetConfig, bool], DatasetFacts | None] | None = None
+    input_files: Callable[[DatasetConfig, Listing], list[Path]] | None = None
 
 
 READERS: dict[str, Reader] = {
@@ -61,7 +70,43 @@ READERS: dict[str, Reader] = {
         name="dreamer", list_subjects=_dreamer.list_all, read_subject=_dreamer.read_subject,
         read_subjects=_dreamer.read_subjects, data_dir_help="DREAMER: DREAMER.mat or the folder containing it",
     ),
+    "recordings": Reader(
+        name="recordings", list_subjects=_recordings.list_all, read_subject=_recordings.read_subject,
+        facts=_recordings.facts, input_files=_recordings.input_files,
+        data_dir_help="recordings: the folder of recording files (EDF/BDF/FIF/BrainVision/EEGLAB/GDF) that the "
+                      "trials table's file column is relative to",
+    ),
 }
+
+
+def facts_of(ds: DatasetConfig, required: bool = True, resolve_channels: bool = False) -> DatasetFacts | None:
+    """The facts of the configured dataset: the shipped ``datasets/<name>.yaml``, or the reader's (own
+    recordings: the dataset file ``ds.file``, default ``data_dir/dataset.yaml``).
+
+    Args:
+        required: Raise when the facts cannot be located yet (own recordings without ``data_dir``/``file``);
+            with ``False`` return None then (config validation checks what it can).
+        resolve_channels: Resolve channel ``pattern`` entries into ``ch_names`` (reads one file header).
+
+    Raises:
+        ConfigError: unknown dataset, an invalid dataset file (naming it and the key), or (``required``) none.
+    """
+    reader = get_reader(ds.name)
+    if reader.facts is None:
+        return dataset_facts(ds.name)
+    facts = reader.facts(ds, resolve_channels)
+    if facts is None and required:
+        raise ConfigError(f"dataset.name {ds.name!r}: no dataset file: set dataset.data_dir (the file defaults to "
+                          "<data_dir>/dataset.yaml) or dataset.file")
+    return facts
+
+
+def input_files(ds: DatasetConfig, listing: Listing) -> list[Path]:
+    """Every file the cache content hash covers, in a stable order (default: the listing's source files)."""
+    reader = get_reader(ds.name)
+    if reader.input_files is not None:
+        return reader.input_files(ds, listing)
+    return list(dict.fromkeys(Path(f) for _, f in listing))
 
 
 def get_reader(name: str) -> Reader:
@@ -117,6 +162,8 @@ __all__ = [
     "READERS",
     "Reader",
     "canonical_subject_id",
+    "facts_of",
+    "input_files",
     "get_reader",
     "list_deap_subjects",
     "list_dreamer_subjects",
