@@ -302,13 +302,36 @@ def _append_subject(files: dict[str, Any], buffers: dict[str, np.ndarray]) -> No
         fh.write(memoryview(buffers[mod]).cast("B"))
 
 
+def _note_recorded(rec: SubjectRecording, recorded: dict[str, dict[str, Any]]) -> None:
+    """Add what the reader returned for ``rec`` (channel names, native rates) to ``recorded``.
+
+    Why: the prepared contract says what the model sees; this says what the *files* held before
+    resampling, so ``physiosync predict`` can refuse new recordings whose channels or rates differ from
+    a model's training data instead of silently preparing them another way.
+    """
+    for mod, names in rec.ch_names.items():
+        entry = recorded.setdefault(mod, {"ch_names": list(names), "sfreq": []})
+        rates = {float(rec.sfreq[mod])} if mod in rec.sfreq else set()
+        for trial in rec.trials:  # readers whose files may differ in rate give one per trial
+            per_trial = getattr(trial, "sfreq", None)
+            if isinstance(per_trial, dict) and mod in per_trial:
+                rates.add(float(per_trial[mod]))
+        entry["sfreq"] = sorted(set(entry["sfreq"]) | rates)
+        if list(names) != entry["ch_names"]:
+            entry.setdefault("other_ch_names", [])
+            if list(names) not in entry["other_ch_names"]:
+                entry["other_ch_names"].append(list(names))
+
+
 def _write_subjects(
-    cfg: RunConfig, plan: PreprocessPlan, contract: DataContract, subjects: list[str], out_dir: Path, progress: bool
+    cfg: RunConfig, plan: PreprocessPlan, contract: DataContract, subjects: list[str], out_dir: Path, progress: bool,
+    recorded: dict[str, dict[str, Any]] | None = None,
 ) -> tuple[dict[str, list[int]], dict[str, np.ndarray], int]:
     """Stream every subject through preprocessing into ``<modality>.f32`` files under ``out_dir``.
 
     Each subject is preprocessed into one reused float32 buffer per modality and appended to the store
-    with a plain write, so the resident set stays ≈ one subject.
+    with a plain write, so the resident set stays ≈ one subject. ``recorded`` (if given) receives the
+    channel names and native rates the reader returned, per modality (:func:`_note_recorded`).
 
     Returns:
         (shapes per modality, per-trial metadata arrays Shape: (n_subjects, n_trials), n_trials).
@@ -344,6 +367,8 @@ def _write_subjects(
                         "dominance") else np.int64) for f in TRIAL_FIELDS}
             if rec.n_trials != n_trials:
                 raise DataFormatError(rec.source, "n_trials", rec.n_trials, f"{n_trials} (as {subjects[0]})")
+            if recorded is not None:
+                _note_recorded(rec, recorded)
             slot = s % 2
             if pending[slot] is not None:
                 pending[slot].result()  # this buffer set's previous write has finished (errors surface here)
@@ -451,7 +476,8 @@ def build_cache(cfg: RunConfig, progress: bool = True) -> WindowCache:
     pool = ThreadPoolExecutor(max_workers=1)
     try:
         digests = [pool.submit(hash_file, e["file"]) for e in todo]
-        shapes, meta, n_trials = _write_subjects(cfg, plan, contract, subjects, tmp, progress)
+        recorded: dict[str, dict[str, Any]] = {}
+        shapes, meta, n_trials = _write_subjects(cfg, plan, contract, subjects, tmp, progress, recorded)
         for e, d in zip(todo, digests, strict=True):
             e["sha256"] = d.result()
         cache_hash = compute_cache_hash(dataset, plan.to_dict(), subjects, inputs)
@@ -476,6 +502,7 @@ def build_cache(cfg: RunConfig, progress: bool = True) -> WindowCache:
             "sfreq": facts.target_sfreq,
             "shapes": shapes,
             "dtype": "float32",
+            "recorded": recorded,  # channels and native rates as read (what `predict` checks new data against)
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))  # last: marks the build complete
