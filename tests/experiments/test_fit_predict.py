@@ -253,3 +253,45 @@ def test_trials_table_only_for_own_recordings(fitted, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--trials.*reads no trials table"):
         predict(fitted["result"].bundle, fitted["data"], trials=tmp_path / "t.tsv", out=tmp_path / "p.csv",
                 device="cpu", progress=False)
+
+
+# --------------------------------------------------------------------------------------------------
+# own recordings (the `recordings` reader): predict without labels
+
+
+def _recordings_reader() -> bool:
+    from physiosync.data.readers import READERS
+
+    return "recordings" in READERS
+
+
+@pytest.mark.skipif(not _recordings_reader(), reason="needs the own-recordings reader (dataset.name: recordings)")
+def test_predict_own_recordings_without_rating_columns(tmp_path: Path) -> None:
+    from physiosync.synth.recordings import write_synthetic_recordings
+
+    data = tmp_path / "rec"
+    write_synthetic_recordings(data, format="fif", n_subjects=3, n_trials=4, seed=2, sfreq=256.0,
+                               trial_seconds=10.0)
+    cfg = load_config(preset="smoke", overrides=[
+        "dataset.name=recordings", f"dataset.data_dir={data}", f"cache_dir={tmp_path / 'cache'}",
+        f"runs_dir={tmp_path / 'runs'}", "name=rec", "dataset.origin=synthetic", "labels=[arousal]",
+        "device=cpu", "precision=fp32", "model.resolutions=[1.0, 5.0]",
+    ])
+    bundle = fit(cfg, progress=False).bundle
+    with_labels = predict(bundle, data, out=tmp_path / "a.csv", cache_dir=tmp_path / "cache", device="cpu",
+                          progress=False)
+    # the same trials table without its rating columns
+    lines = (data / "trials.tsv").read_text().splitlines()
+    header = lines[0].split("\t")
+    keep = [i for i, h in enumerate(header) if h not in ("valence", "arousal", "dominance", "liking")]
+    bare = tmp_path / "bare.tsv"
+    bare.write_text("\n".join("\t".join(line.split("\t")[i] for i in keep) for line in lines) + "\n")
+    without = predict(bundle, data, trials=bare, out=tmp_path / "b.csv", cache_dir=tmp_path / "cache",
+                      device="cpu", progress=False)
+    h_a, rows_a = read_csv(tmp_path / "a.csv")
+    h_b, rows_b = read_csv(tmp_path / "b.csv")
+    assert "arousal_true" in h_a and "arousal_true" not in h_b
+    assert "arousal_true" not in read_csv(tmp_path / "b_trials.csv")[0]
+    # the signals decide the predictions: the same with or without the ratings
+    assert np.array_equal(without.proba["arousal"], with_labels.proba["arousal"])
+    assert column(h_b, rows_b, "arousal_p_high") == column(h_a, rows_a, "arousal_p_high")

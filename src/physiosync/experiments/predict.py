@@ -11,7 +11,9 @@ one error — nothing is guessed, resampled differently or reordered silently:
   names per modality and native sampling rates (each new rate must be one the training files had).
 
 Labels are not needed: predictions are computed from the signals only. Where the data carry the task's
-ratings, the tables add the true class (``<task>_true``); where they do not, that column is left out.
+ratings, the tables add the true class (``<task>_true``); where they do not, that column is left out. (Own
+recordings: a trials table without the rating columns is read through a private copy whose missing
+ratings are placeholders the reader accepts — never used, never written out: :func:`_table_without_ratings`.)
 
 Outputs (CSV, each written atomically), one column group per task of the bundle:
 
@@ -81,11 +83,38 @@ def _has_recordings(facts: dict[str, Any]) -> bool:
     return isinstance(facts.get("recordings"), dict)
 
 
-def _dataset_file_for(bundle: Bundle, data_dir: Path, trials: Path | None, cache_dir: Path) -> Path:
+def _table_without_ratings(table: Path, facts: dict[str, Any], work: Path) -> tuple[Path, list[str]]:
+    """The trials table of new recordings, with placeholder values in the rating columns it lacks.
+
+    Why: the recordings reader reads a table's ratings to make labels, but prediction needs none. A table
+    without them is copied under ``work`` with those columns set to the low end of the rating scale — values
+    that are never used: predictions come from the signals only, and the outputs leave out the true class
+    of every task that reads a missing rating. Returns (the table to read, the missing rating columns).
+    """
+    rec = facts.get("recordings") or {}
+    if rec.get("trials_from", "table") != "table":
+        return table, []  # annotation trials: their ratings come from the dataset file's mapping
+    text = table.read_text(encoding="utf-8-sig")
+    lines = text.splitlines()
+    header = [h.strip() for h in lines[0].split("\t")] if lines else []
+    missing = [r for r in facts.get("ratings", []) if r not in header]
+    if not missing:
+        return table, []
+    low = float(facts["rating_scale"][0])
+    body = [line + "".join(f"\t{low:g}" for _ in missing) if line.strip() else line for line in lines[1:]]
+    copy = "\n".join(["\t".join(header + missing), *body]) + "\n"
+    path = work / f"trials-{hashlib.sha256(copy.encode()).hexdigest()[:16]}.tsv"
+    if not path.is_file() or path.read_text() != copy:
+        write_text_atomic(path, copy)
+    return path, missing
+
+
+def _dataset_file_for(bundle: Bundle, data_dir: Path, trials: Path | None, cache_dir: Path) -> tuple[Path, list[str]]:
     """A dataset file that is the bundle's facts, with the trials table of the new data (own recordings).
 
-    Written under ``cache_dir`` (content-named, so the same new data reuse one cache); the table path in
-    it is absolute, since it is not beside this file.
+    Written under ``cache_dir/predict`` (content-named, so the same new data reuse one cache); the table
+    path in it is absolute, since it is not beside this file. Returns (the file, rating columns the table
+    lacks: :func:`_table_without_ratings`).
     """
     import yaml
 
@@ -96,21 +125,24 @@ def _dataset_file_for(bundle: Bundle, data_dir: Path, trials: Path | None, cache
         raise DataFormatError(table, "<file>", "no such file",
                               "the trials table of the new recordings (--trials TABLE, default "
                               f"<data-dir>/{Path(default).name})")
+    work = Path(cache_dir) / "predict"
+    table, missing = _table_without_ratings(table, facts, work)
     facts["recordings"]["trials_table"] = str(table.resolve())
     text = ("# written by `physiosync predict`: the dataset facts of the model bundle\n# "
             f"{bundle.path.resolve()}, with the new data's trials table\n"
             + yaml.safe_dump(facts, sort_keys=False, allow_unicode=True))
-    path = Path(cache_dir) / "predict" / f"dataset-{hashlib.sha256(text.encode()).hexdigest()[:16]}.yaml"
+    path = work / f"dataset-{hashlib.sha256(text.encode()).hexdigest()[:16]}.yaml"
     if not path.is_file() or path.read_text() != text:
         write_text_atomic(path, text)
-    return path
+    return path, missing
 
 
 def prediction_config(
     bundle: Bundle, data_dir: str | Path, trials: str | Path | None = None, cache_dir: str | Path | None = None,
     device: str | None = None, subjects: list[str] | None = None,
-) -> RunConfig:
-    """The bundle's resolved config with the new data's location (and every subject found there).
+) -> tuple[RunConfig, list[str]]:
+    """The bundle's resolved config with the new data's location (and every subject found there), and the
+    rating columns the new data lack (own recordings whose table has none: their true class is unknown).
 
     Raises:
         ConfigError: ``--trials`` for a dataset without a trials table.
@@ -126,12 +158,16 @@ def prediction_config(
         if "file" not in data["dataset"]:
             raise ConfigError(f"{bundle.path}: a bundle of own recordings needs the recordings reader "
                               "(dataset.file), which this installation lacks")
-        data["dataset"]["file"] = str(_dataset_file_for(bundle, Path(data_dir), None if trials is None else Path(trials),
-                                                        Path(data["cache_dir"])))
+        file, missing = _dataset_file_for(bundle, Path(data_dir), None if trials is None else Path(trials),
+                                          Path(data["cache_dir"]))
+        data["dataset"]["file"] = str(file)
     elif trials is not None:
         raise ConfigError(f"--trials: the bundle's dataset {bundle.dataset!r} reads no trials table (its files "
                           "say what each trial is); --trials applies to own recordings")
-    return resolve_config(validate_config(data, f"{bundle.path / 'config.yaml'} (for new data in {data_dir})"))
+    else:
+        missing = []
+    cfg = resolve_config(validate_config(data, f"{bundle.path / 'config.yaml'} (for new data in {data_dir})"))
+    return cfg, missing
 
 
 # --------------------------------------------------------------------------------------------------
@@ -222,8 +258,10 @@ def data_differences(bundle: Bundle, cache: Any) -> list[str]:
 # prediction
 
 
-def _labels_known(cache: Any, task: Any) -> bool:
+def _labels_known(cache: Any, task: Any, missing: list[str]) -> bool:
     """Whether the new data carry this task's ratings (all finite), so the true class can be stated."""
+    if any(c in missing for c in task.columns):
+        return False
     cols = [c for c in task.columns if c in cache.trials]
     if len(cols) != len(task.columns) or task.column not in cache.trials:
         return False
@@ -269,7 +307,7 @@ def predict(
     from physiosync.training.runtime import resolve_device, set_threads
 
     b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
-    cfg = prediction_config(b, data_dir, trials, cache_dir, device)
+    cfg, missing = prediction_config(b, data_dir, trials, cache_dir, device)
     diffs = facts_differences(b, cfg)
     if diffs:
         raise DataFormatError(b.path / "bundle.json", "facts", "; ".join(diffs),
@@ -297,7 +335,7 @@ def predict(
 
     out = Path(out)
     trials_out = trials_csv_path(out)
-    known = {name: _labels_known(cache, task) for name, task in b.tasks.items()}
+    known = {name: _labels_known(cache, task, missing) for name, task in b.tasks.items()}
     subj = [cache.subjects[i] for i in table.subject]
     head = ["subject", "trial", "stimulus", "window", "start_s", "stop_s"]
     cols: list[list[Any]] = [subj, table.trial.tolist(), table.stimulus.tolist(), table.window.tolist(),
