@@ -142,7 +142,9 @@ def creation_info(device: Any, precision: str) -> dict[str, Any]:
         "platform": platform.platform(),
         "device": str(device),
         "precision": precision,
-        "command": " ".join(["physiosync", *sys.argv[1:]]) if Path(sys.argv[0]).name == "physiosync" else None,
+        # the command line, when this process is the physiosync CLI (not a library caller's own argv)
+        "command": " ".join(["physiosync", *sys.argv[1:]])
+        if Path(sys.argv[0]).name in ("physiosync", "__main__.py") else None,
     }
 
 
