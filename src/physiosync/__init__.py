@@ -19,6 +19,10 @@ _API = {
     "select_folds": "physiosync.experiments.pipeline",
     "run_pipeline": "physiosync.experiments.pipeline",
     "run_compare": "physiosync.experiments.compare",
+    "fit": "physiosync.experiments.fit",
+    "predict": "physiosync.experiments.predict",
+    "load_bundle": "physiosync.experiments.bundle",
+    "to_epochs": "physiosync.data.epochs",
 }
 __all__ = ["__version__", *_API]
 

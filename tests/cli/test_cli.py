@@ -49,7 +49,7 @@ def test_command_modules_live_in_the_cli_package() -> None:
 SHARED = ["--set", "seed=3", "--set", "finetune.epochs=1", "--device", "cpu", "--precision", "fp32", "--quiet"]
 
 
-@pytest.mark.parametrize("argv", [["run"], ["demo"], ["compare"], ["pretrain", "runs/x"], ["finetune", "runs/x"],
+@pytest.mark.parametrize("argv", [["run"], ["fit"], ["demo"], ["compare"], ["pretrain", "runs/x"], ["finetune", "runs/x"],
                                   ["evaluate", "runs/x"], ["report", "runs/x"]])
 def test_pipeline_commands_take_the_same_shared_options(argv: list[str]) -> None:
     args = build_parser(argv[0]).parse_args([*argv, *SHARED])

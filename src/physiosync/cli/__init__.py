@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("physiosync.cli.run", "write report.md / results.json / results.csv / plots"),
     "demo": ("physiosync.cli.run", "synthetic DEAP-format data through the whole pipeline"),
     "compare": ("physiosync.cli.compare", "baselines and ablations under the same folds"),
+    "fit": ("physiosync.cli.fit", "train the final model on all data and write a model bundle"),
+    "predict": ("physiosync.cli.fit", "apply a model bundle to new recordings (per-window and per-trial CSV)"),
 }
 
 

@@ -339,15 +339,39 @@ def _count_cropped(rec: SubjectRecording, facts: Any, cropped: dict[str, Any]) -
             cropped["longest_s"] = max(cropped["longest_s"], round(seconds, 3))
 
 
+def _note_recorded(rec: SubjectRecording, recorded: dict[str, dict[str, Any]]) -> None:
+    """Add what the reader returned for ``rec`` (channel names, native rates) to ``recorded``.
+
+    Why: the prepared contract says what the model sees; this says what the *files* held before
+    resampling, so ``physiosync predict`` can refuse new recordings whose channels or rates differ from
+    a model's training data instead of silently preparing them another way.
+    """
+    for mod, names in rec.ch_names.items():
+        entry = recorded.setdefault(mod, {"ch_names": list(names), "sfreq": []})
+        rates = {float(rec.sfreq[mod])} if mod in rec.sfreq else set()
+        for trial in rec.trials:  # readers whose files may differ in rate give one per trial
+            per_trial = getattr(trial, "sfreq", None)
+            if isinstance(per_trial, dict) and mod in per_trial:
+                rates.add(float(per_trial[mod]))
+        entry["sfreq"] = sorted(set(entry["sfreq"]) | rates)
+        if list(names) != entry["ch_names"]:
+            entry.setdefault("other_ch_names", [])
+            if list(names) not in entry["other_ch_names"]:
+                entry["other_ch_names"].append(list(names))
+
+
 def _write_subjects(
     cfg: RunConfig, plan: PreprocessPlan, contract: DataContract, subjects: list[str], out_dir: Path, progress: bool,
     meta_cropped: dict[str, Any] | None = None,
+    recorded: dict[str, dict[str, Any]] | None = None,
 ) -> tuple[dict[str, list[int]], dict[str, np.ndarray], int]:
     """Stream every subject through preprocessing into ``<modality>.f32`` files under ``out_dir``.
 
     Each subject is preprocessed into one reused float32 buffer per modality and appended to the store
     with a plain write, so the resident set stays ≈ one subject. ``meta_cropped`` (if given) receives how
     many trials were longer than the kept ``stimulus_s`` (trials of varying length are cropped to it).
+    ``recorded`` (if given) receives the channel names and native rates the reader returned, per modality
+    (:func:`_note_recorded`).
 
     Returns:
         (shapes per modality, per-trial metadata arrays Shape: (n_subjects, n_trials), n_trials).
@@ -391,6 +415,8 @@ def _write_subjects(
                                       hint="the cache stores (subjects, trials, …): every subject needs the same "
                                            "trials; leave others out with --set dataset.subjects=[...]")
             _count_cropped(rec, facts, cropped)
+            if recorded is not None:
+                _note_recorded(rec, recorded)
             slot = s % 2
             if pending[slot] is not None:
                 pending[slot].result()  # this buffer set's previous write has finished (errors surface here)
@@ -510,7 +536,8 @@ def build_cache(cfg: RunConfig, progress: bool = True) -> WindowCache:
     try:
         digests = [pool.submit(hash_file, e["file"]) for e in todo]
         cropped: dict[str, Any] = {}
-        shapes, meta, n_trials = _write_subjects(cfg, plan, contract, subjects, tmp, progress, cropped)
+        recorded: dict[str, dict[str, Any]] = {}
+        shapes, meta, n_trials = _write_subjects(cfg, plan, contract, subjects, tmp, progress, cropped, recorded)
         for e, d in zip(todo, digests, strict=True):
             e["sha256"] = d.result()
         cache_hash = compute_cache_hash(dataset, plan.to_dict(), subjects, inputs)
@@ -538,6 +565,7 @@ def build_cache(cfg: RunConfig, progress: bool = True) -> WindowCache:
             "shapes": shapes,
             "dtype": "float32",
             **({"cropped": cropped} if cropped else {}),
+            "recorded": recorded,  # channels and native rates as read (what `predict` checks new data against)
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))  # last: marks the build complete

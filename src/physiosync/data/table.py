@@ -46,11 +46,11 @@ class WindowTable:
 
     def __post_init__(self) -> None:
         n = len(self.subject)
-        for name, col in self._columns().items():
+        for name, col in self.columns().items():
             if len(col) != n:
                 raise ValueError(f"WindowTable column {name!r} has {len(col)} rows, expected {n}")
 
-    def _columns(self) -> dict[str, np.ndarray]:
+    def columns(self) -> dict[str, np.ndarray]:
         """Every column by its CSV name: ids, ratings, then ``label_<task>``."""
         cols = {name: getattr(self, name) for name in _ID_COLUMNS}
         cols.update(self.ratings)
@@ -82,7 +82,7 @@ class WindowTable:
         )
 
     def to_csv(self, path: str | Path) -> None:
-        cols = self._columns()
+        cols = self.columns()
         with open(path, "w", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(list(cols))

@@ -36,6 +36,7 @@ from physiosync.data.batches import (
 )
 from physiosync.data.table import WindowTable
 from physiosync.errors import DataFormatError
+from physiosync.training.checkpoint import save_checkpoint
 from physiosync.training.loop import (
     LoopSpec,
     Parts,
@@ -106,6 +107,7 @@ def finetune_fold(
     progress: bool = True,
     max_epochs_this_call: int | None = None,
     keep_checkpoint: bool | None = None,
+    model_path: str | Path | None = None,
 ) -> dict[str, Any]:
     """Fine-tune on ``fold.train`` rows, monitor on ``fold.val``, predict ``fold.test``.
 
@@ -122,6 +124,8 @@ def finetune_fold(
         max_epochs_this_call: Stop after this many epochs without predicting (resume test / sessions).
         keep_checkpoint: Keep ``checkpoint.pt`` (weights + optimiser) after the fold is done; ``None`` =
             ``cfg.finetune.keep_checkpoint``.
+        model_path: Also save the trained model's weights there (before the predictions and the marker):
+            ``physiosync fit`` bundles them (its one "fold" has every row in ``train`` and no test rows).
 
     Returns:
         ``y_true``, ``y_pred`` (n,), ``proba`` (n, K), ``rows`` (n,) test row indices, ``history``,
@@ -196,7 +200,14 @@ def finetune_fold(
         return val
 
     def finish(run: Run) -> dict[str, Any]:
+        if model_path is not None:
+            weights = {k: v.detach().cpu() for k, v in run.parts.model.state_dict().items()}
+            save_checkpoint(model_path, {"stage": "finetuned-model", "model": weights, "label": label_name,
+                                         "n_classes": n_classes, "precision": run.precision,
+                                         "cache_hash": cache.hash, "contract": cache.contract.to_dict()})
         proba = predict_rows(run.parts.model, cache, table, test_rows, cfg, device, fc.batch_size, run.mixed)
+        if len(test_rows) == 0:  # no test rows (fit): an empty (0, K) table, not predict_rows' (0, 0)
+            proba = np.zeros((0, n_classes))
         result = {"rows": test_rows, "y_true": labels[test_rows].astype(np.int64),
                   "y_pred": proba.argmax(1).astype(np.int64), "proba": proba}
         save_predictions(pred_path, result)
