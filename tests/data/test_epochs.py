@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -11,43 +10,6 @@ import pytest
 from builders import make_cache
 
 from physiosync.data.epochs import to_epochs, window_metadata
-
-
-class FakeFrame:
-    """The few DataFrame features MNE's EpochsArray touches (pandas is not a physiosync dependency)."""
-
-    def __init__(self, cols: dict) -> None:
-        self.cols = {k: np.asarray(v) for k, v in cols.items()}
-        self.index = np.arange(len(self))
-
-    def __len__(self) -> int:
-        return len(next(iter(self.cols.values())))
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return (len(self), len(self.cols))
-
-    @property
-    def iloc(self):
-        outer = self
-
-        class _Rows:
-            def __getitem__(self, sub):
-                return FakeFrame({k: v[sub] for k, v in outer.cols.items()})
-
-        return _Rows()
-
-    def reset_index(self, drop: bool = False) -> FakeFrame:
-        return FakeFrame(self.cols)
-
-
-@pytest.fixture()
-def fake_pandas(monkeypatch: pytest.MonkeyPatch):
-    mod = types.ModuleType("pandas")
-    mod.DataFrame = FakeFrame
-    mod.__version__ = "2.2.0"
-    monkeypatch.setitem(sys.modules, "pandas", mod)
-    return mod
 
 
 def test_epochs_hold_the_prepared_windows_with_names_types_and_rate(tmp_path: Path) -> None:
@@ -72,15 +34,20 @@ def test_epochs_hold_the_prepared_windows_with_names_types_and_rate(tmp_path: Pa
         to_epochs(cache, 1.0, modality="ecg", metadata=False)
 
 
-def test_metadata_is_the_window_table(tmp_path: Path, fake_pandas) -> None:
+def test_metadata_is_the_window_table(tmp_path: Path) -> None:
+    import pandas as pd
+
     cache = make_cache(tmp_path, n_subjects=2, n_trials=3, seconds=10)
     ep = to_epochs(cache, 5.0, rows=np.arange(4))
     meta = ep.metadata
-    assert isinstance(meta, FakeFrame) and len(meta) == 4
+    assert isinstance(meta, pd.DataFrame) and len(meta) == 4
     table = cache.windows(5.0)
-    assert list(meta.cols["subject"]) == ["s01"] * 4 and list(meta.cols["window"]) == [0, 1, 0, 1]
-    assert list(meta.cols["trial"]) == [0, 0, 1, 1] and list(meta.cols["start_s"]) == [0.0, 5.0, 0.0, 5.0]
-    assert np.array_equal(meta.cols["label_four"], table.label("four")[:4])
+    assert list(meta["subject"]) == ["s01"] * 4 and list(meta["window"]) == [0, 1, 0, 1]
+    assert list(meta["trial"]) == [0, 0, 1, 1] and list(meta["start_s"]) == [0.0, 5.0, 0.0, 5.0]
+    assert np.array_equal(meta["label_four"].to_numpy(), table.label("four")[:4])
+    # MNE's metadata queries select the same windows as the table does
+    high = ep["label_arousal == 1"]
+    assert len(high) == int((table.label("arousal")[:4] == 1).sum())
     cols = window_metadata(cache, 5.0)
     assert set(cols) >= {"subject", "subject_index", "trial", "stimulus", "window", "start_s", "valence",
                          "arousal", "label_arousal", "label_valence", "label_four"}

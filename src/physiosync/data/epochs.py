@@ -5,14 +5,14 @@
 with their names and MNE types (EEG as ``eeg``; a peripheral channel as its kind where MNE has that type —
 ``gsr``, ``ecg``, ``resp``… — else ``bio``), the prepared rate, ``tmin = 0``, and the window table as
 ``epochs.metadata`` (subject id and index, trial, stimulus, window, start second, every rating and label
-column) so that ``epochs["arousal_label == 1"]`` or ``epochs[epochs.metadata.subject == "s01"]`` work.
+column) so that ``epochs["label_arousal == 1"]`` or ``epochs[epochs.metadata.subject == "s01"]`` work.
 
 Values are the *prepared* signals — baseline-removed and, for EEG, z-scored per time point (method-spec
 §2) — not volts: plot with ``scalings="auto"`` (or e.g. ``dict(eeg=3)``), not MNE's µV defaults.
 
-MNE keeps metadata as a pandas ``DataFrame``; pandas is not a physiosync dependency. Without it,
-``metadata=True`` raises an ``ImportError`` that says so, and ``metadata=False`` gives the epochs without
-it (:func:`window_metadata` returns the same columns as plain NumPy arrays).
+MNE keeps metadata as a pandas ``DataFrame`` (pandas is a dependency for this). Should pandas be missing
+(a trimmed install), ``metadata=True`` raises an ``ImportError`` that says so, and ``metadata=False`` gives
+the epochs without it (:func:`window_metadata` returns the same columns as plain NumPy arrays).
 """
 
 from __future__ import annotations
