@@ -145,7 +145,7 @@ def test_a_failing_job_is_reported_after_its_retries_while_the_others_finish(roo
                           local_fn=lambda: ran.append(1)))
     cfg = make_cfg(root, "failing")
     with pytest.raises(JobsFailed, match="1 job.s. failed after 1 retries, 1 not run"):
-        ray_executor(cfg, retries=1).run(graph, progress=False)
+        RayExecutor(ray_executor(cfg, retries=1).cfg, storage_check=(root / "failing", None)).run(graph, progress=False)
     assert bad.state == "failed" and after.state == "blocked" and other.state == "done" and ran == [1]
 
 
