@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from physiosync.evaluation.seeds import render_seed_comparison, render_seed_results, seed_comparison, seed_results
+from physiosync.evaluation.seeds import (
+    render_seed_comparison,
+    render_seed_results,
+    seed_comparison,
+    seed_results,
+)
 
 
 def block(accs: list[float], subjects: dict[int, float] | None = None) -> dict:
