@@ -311,9 +311,12 @@ def add_compare_jobs(graph: Any, comp: Comparison, rows: list[str], out: dict[st
                 for fold in comp.selected:
                     from physiosync.evaluation.report import prediction_path
 
+                    ckpt = d / "train" / label / f"fold{fold.index:02d}" / "checkpoint.pt"
+                    tidy = (str(ckpt),) if spec.classifier == "eegnet" and not comp.cfg.finetune.keep_checkpoint else ()
                     ids.append(graph.add(Job(
                         id=f"baseline:{d}/{label}/fold{fold.index:02d}", kind="baseline", group=group or row,
                         deps=(feat_id,) if feat_id else (), outputs=(str(prediction_path(d, fold.index, label)),),
+                        absent=tidy,
                         args={**base, "row": row, "label": label, "fold": int(fold.index),
                               "features_path": None if feat_path is None else str(feat_path)},
                     )).id)

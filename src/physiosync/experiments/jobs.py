@@ -74,13 +74,17 @@ class Job:
     driver: bool = False
     group: str = ""
     local_fn: Callable[[], Any] | None = field(default=None, repr=False, compare=False)
+    # files whose presence means the job still has tidying to do (a finished stage's resume checkpoint
+    # when the config does not keep it: the job's finished path removes it, as every re-run always did)
+    absent: tuple[str, ...] = ()
     state: str = "pending"  # pending | skipped | done | failed | blocked (set by the executor)
     result: dict[str, Any] | None = field(default=None, repr=False, compare=False)
     error: str | None = None
 
     def done(self) -> bool:
         """All outputs exist (each was written atomically, the marker last: existing = valid)."""
-        return bool(self.outputs) and all(Path(p).is_file() for p in self.outputs)
+        return (bool(self.outputs) and all(Path(p).is_file() for p in self.outputs)
+                and not any(Path(p).exists() for p in self.absent))
 
     def log_path(self, log_dir: Path) -> Path:
         return Path(log_dir) / (re.sub(r"[^A-Za-z0-9._=-]+", "_", self.id).strip("_")[:200] + ".log")
@@ -382,7 +386,8 @@ def add_run_jobs(graph: JobGraph, ctx: Any, group: str = "", report: Callable[[]
         selected_folds,
     )
     from physiosync.training.finetune import DONE_NAME, PREDICTIONS_NAME
-    from physiosync.training.pretrain import ENCODERS_NAME
+    from physiosync.training.loop import CHECKPOINT_NAME
+    from physiosync.training.pretrain import ENCODERS_NAME, HISTORY_NAME
 
     cfg = ctx.cfg
     register_context("run", ctx.run_dir, ctx)
@@ -401,7 +406,8 @@ def add_run_jobs(graph: JobGraph, ctx: Any, group: str = "", report: Callable[[]
             d = pretrain_dir(ctx, w, key)
             job = graph.add(Job(id=f"pretrain:{d}", kind="pretrain", group=group,
                                 args={**base, "window_s": float(w), "split_key": key},
-                                outputs=(str(d / ENCODERS_NAME),)))
+                                outputs=(str(d / HISTORY_NAME), str(d / ENCODERS_NAME)),
+                                absent=() if cfg.pretrain.keep_checkpoint else (str(d / CHECKPOINT_NAME),)))
             pre_ids[(w, key)] = job.id
             ids.append(job.id)
     if "finetune" in stages:
@@ -412,7 +418,8 @@ def add_run_jobs(graph: JobGraph, ctx: Any, group: str = "", report: Callable[[]
                 d = finetune_dir(ctx, label, fold.index)
                 job = graph.add(Job(id=f"finetune:{d}", kind="finetune", group=group, deps=deps,
                                     args={**base, "fold": int(fold.index), "label": label},
-                                    outputs=(str(d / PREDICTIONS_NAME), str(d / DONE_NAME))))
+                                    outputs=(str(d / PREDICTIONS_NAME), str(d / DONE_NAME)),
+                                    absent=() if cfg.finetune.keep_checkpoint else (str(d / CHECKPOINT_NAME),)))
                 ids.append(job.id)
     if report is not None:
         rid = graph.add(Job(id=f"report:{ctx.run_dir}", kind="report", group=group, args={}, outputs=(),
