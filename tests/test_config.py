@@ -94,7 +94,7 @@ NOT_DATASET_DEFAULTS = {
     "preset", "n_threads", "pretrain_store", "dataset.data_dir", "dataset.subjects", "dataset.file",
     "preprocess.deap_four_tie_bug", "preprocess.dreamer_ecg_from_eeg_bug", "preprocess.dreamer_baseline_bug",
     "preprocess.dreamer_window_bug", "pretrain.steps_per_epoch", "finetune.t0", "finetune.steps_per_epoch",
-    "protocol.n_folds", "protocol.folds",
+    "protocol.n_folds", "protocol.folds", "seeds", "executor.address",
 }
 
 

@@ -455,6 +455,33 @@ class TaskConfig(StrictModel):
             if len(self.class_names or []) != n_classes:
                 raise KeyedValueError("class_names", self.class_names, f"a {self.kind} task has {n_classes} classes")
         return self
+class JobResources(StrictModel):
+    """What one job asks the executor for (Ray: ``num_cpus`` / ``num_gpus`` of its task; local: ignored)."""
+
+    cpus: Annotated[float, Strict(), Field(gt=0, le=1024)] = 1.0
+    gpus: Annotated[float, Strict(), Field(ge=0, le=64)] = 0.0  # fractional: 0.25 = four jobs share a GPU
+
+
+def _default_resources() -> dict[str, JobResources]:
+    return {"pretrain": JobResources(), "finetune": JobResources(), "baseline": JobResources()}
+
+
+class ExecutorConfig(StrictModel):
+    """Where the jobs of ``run`` / ``compare`` execute (:mod:`physiosync.experiments.executors`).
+
+    Runtime settings (they may change between calls of one run: a run started locally can be resumed on
+    Ray and back). ``local`` runs the jobs in this process, in order, stopping at the first error (the
+    behaviour before jobs existed); ``ray`` connects to ``address`` (default: the ``RAY_ADDRESS``
+    environment variable, else a local instance is started), retries a failed job ``retries`` times and
+    then reports it with its error while the other jobs go on.
+    """
+
+    name: Literal["local", "ray"] = "local"
+    address: str | None = None
+    retries: Annotated[int, Strict(), Field(ge=0, le=100)] = 2
+    # per job kind: pretrain, finetune (fine-tuning + prediction), baseline (one baseline row, fold, task)
+    resources: dict[Literal["pretrain", "finetune", "baseline"], JobResources] = Field(
+        default_factory=_default_resources)
 
 
 class RunConfig(StrictModel):
@@ -486,6 +513,11 @@ class RunConfig(StrictModel):
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
     protocol: ProtocolConfig = Field(default_factory=ProtocolConfig)
+    # Run the whole grid once per seed (seed-specific run directories ``<run>/seed<k>/``, results over
+    # seeds); None = one run with ``seed`` in ``<run>/`` itself (the layout without seeds).
+    seeds: Annotated[list[Annotated[int, Strict(), Field(ge=0, le=2**63 - 1)]], Field(min_length=1, max_length=1000),
+                     AfterValidator(_unique)] | None = None
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
 
     @model_validator(mode="after")
     def _fits_dataset(self) -> RunConfig:

@@ -42,3 +42,10 @@ class ConfigError(PhysioSyncError):
 
     def __init__(self, message: object) -> None:
         super().__init__(shorten(message, MAX_MESSAGE))
+
+
+class JobsFailed(PhysioSyncError):
+    """Some jobs of a run failed (after their retries); the others finished and a re-run resumes."""
+
+    def __init__(self, message: object) -> None:
+        super().__init__(shorten(message, MAX_MESSAGE))

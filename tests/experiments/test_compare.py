@@ -17,7 +17,7 @@ from physiosync.data.protocols import load_folds
 from physiosync.errors import ConfigError
 from physiosync.evaluation.comparison import CSV_COLUMNS, comparison_figure
 from physiosync.evaluation.report import prediction_path, read_predictions
-from physiosync.experiments import compare
+from physiosync.experiments import compare, pipeline
 from physiosync.synth import write_synthetic_deap
 
 CLASSICAL = ["majority", "de-logreg", "de-svm", "bandpower-logreg", "de-logreg+pps"]
@@ -150,6 +150,10 @@ def test_resume_does_not_rerun_finished_rows(mixed_run, monkeypatch: pytest.Monk
 
     monkeypatch.setattr(compare, "run_baseline_row", boom)
     monkeypatch.setattr(compare, "run_pipeline_row", boom)
+    # the rows are jobs now: a finished row must add none (no fold fitted, no run opened)
+    monkeypatch.setattr(compare, "baseline_fold", boom)
+    monkeypatch.setattr(compare, "finish_baseline_row", boom)
+    monkeypatch.setattr(pipeline, "open_run", boom)
     again = compare.run_compare(cfg, ["majority", "de-logreg", "physiosync", "short-only"], progress=False)
     assert {r: p.stat().st_mtime_ns for r, p in results.items()} == mtimes
     assert all(again["rows"][r]["status"] == "resumed" for r in results)

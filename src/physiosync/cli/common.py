@@ -40,13 +40,35 @@ def shared_arguments(p: argparse.ArgumentParser, runtime: bool = True, quiet_ali
     p.add_argument("--quiet", *quiet_aliases, dest="quiet", action="store_true", help="no progress bars")
 
 
+def job_arguments(p: argparse.ArgumentParser) -> None:
+    """``--executor`` and ``--seeds`` (``run``, ``compare``): where the jobs run, and over which seeds."""
+    p.add_argument("--executor", default=None, choices=["local", "ray"],
+                   help="local (default: in this process) or ray (RAY_ADDRESS, else a local Ray instance)")
+    p.add_argument("--seeds", default=None, metavar="S,S,...",
+                   help="run the whole grid once per seed (e.g. 0,1,2) and report results over seeds")
+
+
+def _seeds_override(text: str) -> str:
+    from physiosync.errors import ConfigError
+
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items or not all(t.isdigit() for t in items):
+        raise ConfigError(f"--seeds: found {text!r}; expected comma-separated non-negative integers, e.g. 0,1,2")
+    return f"seeds=[{','.join(items)}]"
+
+
 def cli_overrides(args: argparse.Namespace) -> list[str]:
-    """``--set`` items plus ``--device`` / ``--precision`` as config overrides (in that order)."""
+    """``--set`` items plus ``--device`` / ``--precision`` / ``--executor`` / ``--seeds`` as config overrides
+    (in that order)."""
     extra = list(args.overrides)
     if getattr(args, "device", None):
         extra.append(f"device={args.device}")
     if getattr(args, "precision", None):
         extra.append(f"precision={args.precision}")
+    if getattr(args, "executor", None):
+        extra.append(f"executor.name={args.executor}")
+    if getattr(args, "seeds", None):
+        extra.append(_seeds_override(args.seeds))
     return extra
 
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from physiosync.cli.common import cli_overrides, config_arguments, setup_logging, shared_arguments
+from physiosync.cli.common import (
+    cli_overrides,
+    config_arguments,
+    job_arguments,
+    setup_logging,
+    shared_arguments,
+)
 from physiosync.errors import ConfigError
 
 
@@ -16,6 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--only", default=None, metavar="ROW,ROW,...",
                    help=f"rows to run (default: all): {', '.join(ROWS)}")
     shared_arguments(p)  # --set, --device, --precision, --quiet: the same as `physiosync run`
+    job_arguments(p)  # --executor, --seeds
 
 
 def parse_rows(text: str | None) -> list[str]:
@@ -45,6 +52,12 @@ def run(args: argparse.Namespace) -> int:
     rows = parse_rows(args.only)  # before any work: a typo should not cost a cache build
     cfg = load_config(args.config, overrides=cli_overrides(args), preset=args.preset)
     doc = run_compare(cfg, rows, progress=not args.quiet)
+    if "per_seed" in doc:  # over seeds
+        from physiosync.evaluation.seeds import render_seed_comparison
+
+        print(render_seed_comparison(doc))
+        print(f"comparison over seeds: {Path(doc['meta']['compare_dir']) / 'comparison-seeds.md'}")
+        return 0
     print(format_comparison(doc))
     print(f"\ncomparison: {Path(doc['meta']['compare_dir']) / 'comparison.md'}")
     return 0

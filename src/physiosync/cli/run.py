@@ -8,7 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from physiosync.cli.common import cli_overrides, config_arguments, setup_logging, shared_arguments
+from physiosync.cli.common import (
+    cli_overrides,
+    config_arguments,
+    job_arguments,
+    setup_logging,
+    shared_arguments,
+)
 from physiosync.config import RunConfig, load_config
 from physiosync.evaluation.formatting import format_pct, format_stat
 
@@ -26,6 +32,7 @@ def add_arguments(p: argparse.ArgumentParser, command: str) -> None:
         config_arguments(p)
         p.add_argument("--stages", default=",".join(("pretrain", "finetune", "evaluate", "report")),
                        help="comma-separated subset of pretrain,finetune,evaluate,report")
+        job_arguments(p)  # --executor, --seeds
     elif command == "demo":
         p.add_argument("--out", type=Path, default=Path("demo-out"), help="where data, cache and runs go")
         p.add_argument("--effect", type=float, default=1.0, help="label effect size (0 = null dataset)")
@@ -52,7 +59,11 @@ def run(args: argparse.Namespace) -> int:
         cfg = load_run_config(args.run_dir, overrides=cli_overrides(args))
         stages = SINGLE_STAGES[args.command]
     results = run_pipeline(cfg, stages=stages, progress=not args.quiet)
-    if "labels" in results:
+    if "seeds" in results and "labels" in results:
+        from physiosync.evaluation.seeds import render_seed_results
+
+        print(render_seed_results(results))
+    elif "labels" in results:
         print(format_results(results))
     if "report_path" in results:
         print(f"report: {results['report_path']}")

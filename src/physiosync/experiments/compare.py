@@ -187,7 +187,7 @@ def compare_dir_of(cfg: RunConfig) -> Path:
     return Path(cfg.runs_dir) / f"{cfg.name}-compare"
 
 
-def open_comparison(cfg: RunConfig, progress: bool = True) -> Comparison:
+def open_comparison(cfg: RunConfig, progress: bool = True, cdir: Path | None = None) -> Comparison:
     """Prepare the cache once and make (or reload) the comparison's folds in ``compare_dir/folds.json``.
 
     The comparison directory is opened like a run directory (:func:`physiosync.experiments.pipeline.start_run`):
@@ -198,7 +198,7 @@ def open_comparison(cfg: RunConfig, progress: bool = True) -> Comparison:
     """
     from physiosync.experiments.pipeline import make_run_folds, prepare, select_folds, start_run
 
-    cdir = compare_dir_of(cfg)
+    cdir = compare_dir_of(cfg) if cdir is None else Path(cdir)
     cfg, device = start_run(cfg, cdir)
     data = prepare(cfg, progress=progress)
     folds = make_run_folds(cfg, data, cdir)  # the pipeline's own folds logic, so the rows' copies match
@@ -238,14 +238,52 @@ def row_is_finished(comp: Comparison, row: str) -> bool:
     )
 
 
-def run_compare(cfg: RunConfig, rows: list[str] | None = None, progress: bool = True) -> dict[str, Any]:
-    """Run (or resume) the requested rows and write the comparison files; returns ``comparison.json``'s doc."""
+def run_compare(cfg: RunConfig, rows: list[str] | None = None, progress: bool = True,
+                executor: Any = None) -> dict[str, Any]:
+    """Run (or resume) the requested rows and write the comparison files; returns ``comparison.json``'s doc.
+
+    The rows are jobs (:func:`add_compare_jobs`) run by ``executor`` (default ``cfg.executor``). With
+    ``cfg.seeds`` the comparison is repeated per seed and summarised over seeds
+    (:func:`physiosync.experiments.seeds.run_compare_seeds`).
+    """
     rows = list(ROWS) if rows is None else rows
     bad = [r for r in rows if r not in ROWS]
     if bad:
         raise ConfigError(f"unknown row(s) {bad}; valid rows: {', '.join(ROWS)}")
+    if cfg.seeds is not None:
+        from physiosync.experiments.seeds import run_compare_seeds
+
+        return run_compare_seeds(cfg, rows, progress=progress, executor=executor)
+    from physiosync.experiments.executors import make_executor
+    from physiosync.experiments.jobs import JobGraph
+
     comp = open_comparison(cfg, progress=progress)
+    graph = JobGraph(comp.dir / "logs")
+    out: dict[str, Any] = {}
+    add_compare_jobs(graph, comp, rows, out, progress=progress)
+    make_executor(executor, comp.cfg).run(graph, progress=progress)
+    return out["doc"]
+
+
+def add_compare_jobs(graph: Any, comp: Comparison, rows: list[str], out: dict[str, Any], progress: bool = True,
+                     group: str = "") -> str:
+    """Add a comparison's jobs: per baseline row, fold and task; the PhysioSync rows' runs; the tables.
+
+    The order is the order ``compare`` always ran its rows in (canonical row order; within a baseline row
+    task by task, fold by fold). Finished rows (:func:`row_is_finished`) add no job. The last job (on the
+    driver) checks every row's folds and writes the comparison files; its doc goes to ``out["doc"]``.
+
+    Returns:
+        The id of the comparison's report job.
+    """
+    from physiosync.experiments.jobs import Job, add_run_jobs, cfg_doc, register_context
+    from physiosync.experiments.pipeline import finish_run, open_run
+
+    register_context("compare", comp.dir, comp)
+    base = {"cfg": cfg_doc(comp.cfg), "compare_dir": str(comp.dir), "cache": str(comp.cache.path)}
     status: dict[str, dict[str, Any]] = {}
+    row_jobs: dict[str, list[str]] = {}
+    all_ids: list[str] = []
     for row in rows:
         reason = skip_reason(comp, row)
         if reason:
@@ -255,54 +293,109 @@ def run_compare(cfg: RunConfig, rows: list[str] | None = None, progress: bool = 
         if row_is_finished(comp, row):
             log.info("%s: finished earlier, not re-run", row)
             status[row] = {"status": "resumed", "seconds": None}
-        else:
-            log.info("%s: running", row)
-            tic = time.perf_counter()
-            if isinstance(ROWS[row], BaselineRow):
-                run_baseline_row(comp, row, progress=progress)
-            else:
-                run_pipeline_row(comp, row, progress=progress)
-            status[row] = {"status": "ran", "seconds": round(time.perf_counter() - tic, 2)}
-        status[row]["folds_check"] = check_row_folds(comp, row)
-    from physiosync.evaluation.comparison import write_comparison
+            continue
+        status[row] = {"status": "ran", "seconds": None}
+        spec = ROWS[row]
+        ids: list[str] = []
+        if isinstance(spec, BaselineRow):
+            d = row_dir(comp, row)
+            feat_id, feat_path = None, None
+            if spec.classifier != "eegnet" and spec.features != "none":
+                feat_path = features_path(comp, spec.features, spec.peripheral)
+                feat_id = graph.add(Job(
+                    id=f"features:{feat_path}", kind="features", group=group or row, outputs=(str(feat_path),),
+                    args={**base, "features": spec.features, "peripheral": spec.peripheral, "path": str(feat_path)},
+                )).id
+                ids.append(feat_id)
+            for label in comp.cfg.labels:
+                for fold in comp.selected:
+                    from physiosync.evaluation.report import prediction_path
 
-    doc = build_comparison(comp, rows, status)
-    write_comparison(comp.dir, doc)
-    return doc
+                    ckpt = d / "train" / label / f"fold{fold.index:02d}" / "checkpoint.pt"
+                    tidy = (str(ckpt),) if spec.classifier == "eegnet" and not comp.cfg.finetune.keep_checkpoint else ()
+                    ids.append(graph.add(Job(
+                        id=f"baseline:{d}/{label}/fold{fold.index:02d}", kind="baseline", group=group or row,
+                        deps=(feat_id,) if feat_id else (), outputs=(str(prediction_path(d, fold.index, label)),),
+                        absent=tidy,
+                        args={**base, "row": row, "label": label, "fold": int(fold.index),
+                              "features_path": None if feat_path is None else str(feat_path)},
+                    )).id)
+            ids.append(graph.add(Job(id=f"report:{d}", kind="report", group=group or row, args={},
+                                     outputs=(str(d / "results.json"),), deps=tuple(ids), driver=True,
+                                     local_fn=lambda row=row: finish_baseline_row(comp, row))).id)
+        else:
+            log.info("%s: opening the row's run", row)
+            row_cfg = row_config(comp, row)
+            ctx = open_run(row_cfg, folds=row_folds(comp, row_cfg), progress=progress)
+            ids = add_run_jobs(graph, ctx, group=group or row, report=lambda ctx=ctx: finish_run(ctx))
+        row_jobs[row] = ids
+        all_ids += ids
+
+    def report() -> None:
+        from physiosync.evaluation.comparison import write_comparison
+
+        for row in rows:
+            if status[row]["status"] == "skipped":
+                continue
+            if status[row]["status"] == "ran":
+                own = [graph.jobs[i] for i in row_jobs[row] if graph.jobs[i].group == (group or row)]
+                status[row]["seconds"] = round(sum((j.result or {}).get("seconds", 0.0) for j in own), 2)
+            status[row]["folds_check"] = check_row_folds(comp, row)
+        doc = build_comparison(comp, rows, status)
+        write_comparison(comp.dir, doc)
+        out["doc"] = doc
+
+    return graph.add(Job(id=f"report:{comp.dir}", kind="report", group=group, args={}, outputs=(),
+                         deps=tuple(dict.fromkeys(all_ids)), driver=True, local_fn=report)).id
+
+
+def features_path(comp: Comparison, kind: str, peripheral: bool) -> Path:
+    """Where the features job of a comparison keeps one kind (keyed by the rows it covers)."""
+    import hashlib
+
+    rows = comp.feature_rows()
+    digest = hashlib.sha256(np.ascontiguousarray(rows, dtype=np.int64).tobytes()).hexdigest()[:12]
+    return comp.dir / "features" / f"{kind}{'+pps' if peripheral else ''}-{digest}.npz"
 
 
 # --------------------------------------------------------------------------------------------------
 # baseline rows
 
 
-def _eegnet_predictions(comp: Comparison, label: str, labels: np.ndarray, n_classes: int, progress: bool,
-                        train_dir: Path) -> list[Any]:
-    """EEGNet per fold, trained resumably in ``train_dir/foldNN/`` (the shared loop), predicting its test rows."""
+def _eegnet_fold(comp: Comparison, label: str, labels: np.ndarray, n_classes: int, progress: bool,
+                 train_dir: Path, fold: Any) -> Any:
+    """EEGNet on one fold, trained resumably in ``train_dir/foldNN/`` (the shared loop), predicting its test rows."""
     from physiosync.baselines.classical import FoldPrediction
     from physiosync.baselines.eegnet import predict_proba, train_eegnet
     from physiosync.data.batches import TableWindows
 
     ft = comp.cfg.finetune
     eeg = comp.cache.contract.eeg
-    out = []
-    for fold in comp.selected:
-        x_train = TableWindows(comp.cache, eeg.name, comp.table, fold.train)
-        model = train_eegnet(x_train, labels[fold.train], epochs=ft.epochs, batch_size=ft.batch_size, lr=ft.lr,
-                             seed=comp.cfg.seed, device=str(comp.device), n_classes=n_classes, sfreq=eeg.sfreq,
-                             out_dir=train_dir / f"fold{fold.index:02d}", progress=progress,
-                             meta={"cache_hash": comp.cache.hash, "label": label, "fold": int(fold.index)},
-                             keep_checkpoint=ft.keep_checkpoint)
-        proba = predict_proba(model, TableWindows(comp.cache, eeg.name, comp.table, fold.test))
-        proba = proba[:, :n_classes]
-        out.append(FoldPrediction(fold=int(fold.index), rows=np.asarray(fold.test), y_true=labels[fold.test],
-                                  y_pred=proba.argmax(axis=1), proba=proba))
-        if progress:
-            log.info("eegnet: fold %d done (last-epoch loss %.3f)", fold.index, model.train_losses[-1])
-    return out
+    x_train = TableWindows(comp.cache, eeg.name, comp.table, fold.train)
+    model = train_eegnet(x_train, labels[fold.train], epochs=ft.epochs, batch_size=ft.batch_size, lr=ft.lr,
+                         seed=comp.cfg.seed, device=str(comp.device), n_classes=n_classes, sfreq=eeg.sfreq,
+                         out_dir=train_dir / f"fold{fold.index:02d}", progress=progress,
+                         meta={"cache_hash": comp.cache.hash, "label": label, "fold": int(fold.index)},
+                         keep_checkpoint=ft.keep_checkpoint)
+    proba = predict_proba(model, TableWindows(comp.cache, eeg.name, comp.table, fold.test))
+    proba = proba[:, :n_classes]
+    if progress:
+        log.info("eegnet: fold %d done (last-epoch loss %.3f)", fold.index, model.train_losses[-1])
+    return FoldPrediction(fold=int(fold.index), rows=np.asarray(fold.test), y_true=labels[fold.test],
+                          y_pred=proba.argmax(axis=1), proba=proba)
 
 
-def run_baseline_row(comp: Comparison, row: str, progress: bool = True) -> Path:
-    """Fit one baseline row on every selected fold and label; write its prediction tables and results."""
+def baseline_fold(comp: Comparison, row: str, label: str, fold: Any, features_file: str | Path | None = None,
+                  progress: bool = True) -> str:
+    """One job of a baseline row: fit on one fold and task, write its prediction table (the marker, last).
+
+    Every fold gets a fresh, seeded estimator (:func:`physiosync.baselines.classical.run_classical`,
+    EEGNet seeded by ``seed``), so a fold computed alone equals the same fold computed in a loop.
+
+    Returns:
+        The fold's note (e.g. a one-class training set), also kept in ``notes/<task>_fold<k>.txt``.
+    """
+    from physiosync.atomic import write_text_atomic
     from physiosync.baselines.classical import run_classical
     from physiosync.evaluation.metrics import majority_class
     from physiosync.evaluation.report import write_predictions
@@ -310,26 +403,51 @@ def run_baseline_row(comp: Comparison, row: str, progress: bool = True) -> Path:
     spec = ROWS[row]
     assert isinstance(spec, BaselineRow)
     d = row_dir(comp, row)
-    notes: list[str] = []
-    for label in comp.cfg.labels:
-        y = comp.table.label(label)
-        k = comp.cache.task(label).n_classes
-        if spec.classifier == "eegnet":
-            preds = _eegnet_predictions(comp, label, y, k, progress, d / "train" / label)
+    y = comp.table.label(label)
+    k = comp.cache.task(label).n_classes
+    if spec.classifier == "eegnet":
+        pred = _eegnet_fold(comp, label, y, k, progress, d / "train" / label, fold)
+    else:
+        if features_file is not None:
+            from physiosync.experiments.jobs import load_features
+
+            x, rows = load_features(comp, spec.features, spec.peripheral, str(features_file))
         else:
             x, rows = comp.features(spec.features, spec.peripheral)
-            preds = run_classical(x, y[rows], comp.selected, spec.classifier, seed=comp.cfg.seed, rows=rows,
-                                  n_classes=k)
-        for fold, pred in zip(comp.selected, preds, strict=True):
-            write_predictions(d, fold.index, label, comp.table.select(pred.rows), pred.proba,
-                              majority_class(y[fold.train]))
-            if pred.note:
-                notes.append(f"{label} fold {fold.index}: {pred.note}")
+        pred = run_classical(x, y[rows], [fold], spec.classifier, seed=comp.cfg.seed, rows=rows, n_classes=k)[0]
+    note_path = d / "notes" / f"{label}_fold{fold.index}.txt"
+    if pred.note:
+        note_path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(note_path, pred.note)
+    else:
+        note_path.unlink(missing_ok=True)
+    write_predictions(d, fold.index, label, comp.table.select(pred.rows), pred.proba, majority_class(y[fold.train]))
+    return pred.note
+
+
+def finish_baseline_row(comp: Comparison, row: str) -> Path:
+    """The report job of a baseline row: its ``results.json`` (the row's marker) from its prediction tables."""
+    spec = ROWS[row]
+    d = row_dir(comp, row)
+    notes = []
+    for label in comp.cfg.labels:
+        for fold in comp.selected:
+            p = d / "notes" / f"{label}_fold{fold.index}.txt"
+            if p.is_file():
+                notes.append(f"{label} fold {fold.index}: {p.read_text()}")
     blocks = summarise_row(comp, row)
     results = _make_results(comp, blocks)
     meta = {"row": row, "description": spec.description, "folds": [f.index for f in comp.selected], "notes": notes}
     write_json_atomic(d / "results.json", {**results, "meta": meta})
     return d
+
+
+def run_baseline_row(comp: Comparison, row: str, progress: bool = True) -> Path:
+    """Fit one baseline row on every selected fold and label in this process; write its tables and results."""
+    for label in comp.cfg.labels:
+        for fold in comp.selected:
+            baseline_fold(comp, row, label, fold, progress=progress)
+    return finish_baseline_row(comp, row)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -55,7 +55,7 @@ log = logging.getLogger("physiosync")
 
 __all__ = [  # the public API (the rest are the stages' internals)
     "STAGES", "PreparedData", "config_differences", "folds_meta", "load_run_config", "make_run_folds", "prepare",
-    "pretrain_signature", "require_data_dir", "resolve_run_precision", "run_dir_of", "run_pipeline", "select_folds",
+    "pretrain_signature", "require_data_dir", "open_run", "finish_run", "resolve_run_precision", "run_dir_of", "run_pipeline", "select_folds",
     "start_run", "write_run_config",
 ]
 
@@ -440,49 +440,85 @@ def run_meta(ctx: RunContext) -> dict[str, Any]:
 # entry point
 
 
+def open_run(cfg: RunConfig, folds: list[Any] | None = None, progress: bool = True,
+             run_dir: Path | None = None) -> RunContext:
+    """``prepare`` of the job graph: start the run, build or reuse the cache, make or load the folds.
+
+    Runs in the driver (the folds decide which jobs exist). Sets the process up as every run always did
+    (threads, global seeds, CPU runtime).
+    """
+    from physiosync.training.runtime import seed_everything, set_threads, tune_cpu_runtime
+
+    set_threads(cfg.n_threads)
+    seed_everything(cfg.seed)
+    cfg, device = start_run(cfg, run_dir)
+    ctx = RunContext(cfg=cfg, run_dir=run_dir_of(cfg) if run_dir is None else Path(run_dir), device=device)
+    if ctx.device.type == "cpu":
+        tune_cpu_runtime()  # reuse large per-step buffers, flush denormals (runtime docstrings)
+    stage_prepare(ctx, progress=progress)
+    stage_folds(ctx, folds)
+    return ctx
+
+
+def finish_run(ctx: RunContext, stages: tuple[str, ...] = ("evaluate", "report")) -> dict[str, Any]:
+    """The ``report`` job of a run: evaluate the prediction tables and write the report (driver side)."""
+    results: dict[str, Any] = {}
+    timings: dict[str, float] = {}
+    for stage in ("evaluate", "report"):
+        if stage not in stages:
+            continue
+        tic = time.perf_counter()
+        if stage == "evaluate":
+            results = stage_evaluate(ctx)
+        else:
+            results.setdefault("report_path", str(stage_report(ctx, results or None)))
+        timings[stage] = time.perf_counter() - tic
+    results["timings"] = timings
+    return results
+
+
 def run_pipeline(
     cfg: RunConfig,
     stages: tuple[str, ...] = STAGES,
     progress: bool = True,
     folds: list[Any] | None = None,
+    executor: Any = None,
 ) -> dict[str, Any]:
     """Run the given stages of a run (all by default); returns results when ``evaluate`` ran.
 
-    Stages after ``prepare`` and ``folds`` need those two, so they always run (cheap when cached).
+    Stages after ``prepare`` and ``folds`` need those two, so they always run (cheap when cached). The
+    pre-trainings and fine-tunings are jobs (:mod:`physiosync.experiments.jobs`) run by ``executor``
+    (default: ``cfg.executor``; ``local`` = in this process, in the order the stages always ran). With
+    ``cfg.seeds`` the whole run is repeated per seed (:func:`physiosync.experiments.seeds.run_seeds`).
 
     Args:
         folds: Use these folds (rows of the run's fine-tuning table) instead of drawing the protocol's:
             see :func:`make_run_folds`. ``compare`` runs its PhysioSync rows on its own folds this way.
+        executor: An executor object or an :class:`~physiosync.config.ExecutorConfig`; None = ``cfg.executor``.
     """
-    from physiosync.training.runtime import seed_everything, set_threads, tune_cpu_runtime
+    from physiosync.experiments.executors import make_executor
+    from physiosync.experiments.jobs import JobGraph, add_run_jobs
 
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise ConfigError(f"unknown stage(s) {unknown}; expected some of {list(STAGES)}")
-    set_threads(cfg.n_threads)
-    seed_everything(cfg.seed)
-    cfg, device = start_run(cfg)
-    ctx = RunContext(cfg=cfg, run_dir=run_dir_of(cfg), device=device)
-    if ctx.device.type == "cpu":
-        tune_cpu_runtime()  # reuse large per-step buffers, flush denormals (runtime docstrings)
+    if cfg.seeds is not None:
+        if folds is not None:
+            raise ConfigError("seeds: a run over several seeds draws its own folds per seed; given folds need one seed")
+        from physiosync.experiments.seeds import run_seeds
+
+        return run_seeds(cfg, stages=stages, progress=progress, executor=executor)
     t0 = time.perf_counter()
-    stage_prepare(ctx, progress=progress)
-    stage_folds(ctx, folds)
+    ctx = open_run(cfg, folds, progress=progress)
+    graph = JobGraph(ctx.run_dir / "logs")
+    add_run_jobs(graph, ctx, stages=stages)
+    make_executor(executor, ctx.cfg).run(graph, progress=progress)
     timings: dict[str, float] = {}
-    results: dict[str, Any] = {}
-    for stage in ("pretrain", "finetune", "evaluate", "report"):
-        if stage not in stages:
-            continue
-        tic = time.perf_counter()
-        if stage == "pretrain":
-            stage_pretrain(ctx, progress=progress)
-        elif stage == "finetune":
-            stage_finetune(ctx, progress=progress)
-        elif stage == "evaluate":
-            results = stage_evaluate(ctx)
-        elif stage == "report":
-            results.setdefault("report_path", str(stage_report(ctx, results or None)))
-        timings[stage] = time.perf_counter() - tic
+    for stage in ("pretrain", "finetune"):
+        if stage in stages:
+            timings[stage] = sum((j.result or {}).get("seconds", 0.0) for j in graph if j.kind == stage)
+    results = finish_run(ctx, stages)
+    timings.update(results.pop("timings"))
     timings["total"] = time.perf_counter() - t0
     results["timings"] = timings
     results["run_dir"] = str(ctx.run_dir)

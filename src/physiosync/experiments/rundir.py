@@ -22,7 +22,8 @@ log = logging.getLogger("physiosync")
 # keys that may differ between the saved config of a run and a resumed invocation (``dataset.origin`` only
 # says what the data are, for the report: correcting it must not invalidate a finished run)
 _RUNTIME_KEYS = {("device",), ("n_threads",), ("protocol", "folds"), ("runs_dir",), ("pretrain_store",), ("preset",),
-                 ("pretrain", "keep_checkpoint"), ("finetune", "keep_checkpoint"), ("dataset", "origin")}
+                 ("pretrain", "keep_checkpoint"), ("finetune", "keep_checkpoint"), ("dataset", "origin"),
+                 ("executor",), ("seeds",)}  # where jobs run; more seeds = more seed directories, same run
 
 
 def resolve_run_precision(cfg: RunConfig, run_dir: Path, device: Any) -> RunConfig:
