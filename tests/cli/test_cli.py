@@ -65,3 +65,16 @@ def test_prepare_and_describe_take_the_shared_overrides_without_a_device() -> No
     for command in ("prepare", "describe-model"):
         with pytest.raises(SystemExit):  # no device to choose: preprocessing and counting run on the CPU
             build_parser(command).parse_args([command, "--device", "cpu"])
+
+
+def test_describe_model_reads_an_own_recordings_dataset_file(tmp_path, capsys) -> None:
+    """describe-model on own recordings: the contract comes from the folder's dataset file, not a shipped one."""
+    from physiosync.cli import main
+    from physiosync.synth.recordings import write_synthetic_recordings
+
+    write_synthetic_recordings(tmp_path / "rec", format="fif", n_subjects=1, n_trials=2, trial_seconds=5.0,
+                               montage="epoc14", seed=0)
+    rc = main(["describe-model", "--set", "dataset.name=recordings", "--set", f"dataset.data_dir={tmp_path / 'rec'}"])
+    out = capsys.readouterr().out
+    assert rc == 0 and out.startswith("recordings: resolutions")
+    assert "encoder eeg@1s" in out and "encoder gsr@1s" in out

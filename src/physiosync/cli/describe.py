@@ -23,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from physiosync.config import load_config, resolve_config
     from physiosync.data.facts import prepared_contract
+    from physiosync.data.readers import facts_of
     from physiosync.models.describe import describe_rows, format_table
 
     overrides = [*args.overrides, *([f"dataset.name={args.dataset}"] if args.dataset else [])]
@@ -31,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
     model_cfg = cfg.model.model_copy(update={"parity": cfg.model.parity or args.parity})
     assert model_cfg.resolutions is not None
     windows = tuple(sorted({1.0, 5.0, *model_cfg.resolutions}))
-    contract = prepared_contract(dataset, windows)
+    # the shipped facts, or an own-recordings dataset file (channel patterns resolved against its recordings)
+    contract = prepared_contract(facts_of(cfg.dataset, resolve_channels=True), windows)
     rows = describe_rows(contract, model_cfg)
     res = ", ".join(f"{w:g} s" for w in sorted(model_cfg.resolutions))
     print(f"{dataset}: resolutions {res}; fusion {model_cfg.fusion}; parity {'on' if model_cfg.parity else 'off'}")
