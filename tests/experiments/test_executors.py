@@ -153,3 +153,20 @@ def test_storage_check_names_what_a_worker_cannot_see(root: Path, ray_instance) 
     check_shared_storage(ray, root / "runs", None)  # the driver's directory is visible: no error
     with pytest.raises(ConfigError, match="cannot see the cache"):
         check_shared_storage(ray, root / "runs", root / "no-such-cache" / "manifest.json")
+
+
+def test_fit_on_ray_writes_the_same_weights_as_fit_locally(root: Path, ray_instance) -> None:
+    """`fit` runs the same jobs as `run`: on Ray its bundle holds bit-identical fine-tuned weights."""
+    import torch
+
+    from physiosync.experiments.bundle import load_bundle
+    from physiosync.experiments.fit import fit
+
+    local = load_bundle(fit(make_cfg(root, "fit-local"), progress=False).bundle)
+    on_ray = load_bundle(fit(make_cfg(root, "fit-ray"), progress=False,
+                             executor=ray_executor(make_cfg(root, "fit-ray"))).bundle)
+    assert list(local.tasks) == list(on_ray.tasks)
+    for task in local.tasks:
+        a = local.model(task, "cpu").state_dict()
+        b = on_ray.model(task, "cpu").state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -15,6 +15,8 @@ def add_arguments(p: argparse.ArgumentParser, command: str) -> None:
         p.add_argument("--out", type=Path, default=None, metavar="BUNDLE",
                        help="the model bundle directory to write (default: runs_dir/<name>-fit/bundle)")
         shared_arguments(p)
+        p.add_argument("--executor", default=None, choices=["local", "ray"],
+                       help="where the pre-training and fine-tuning jobs run: local (default) or ray")
     else:
         p.add_argument("bundle", type=Path, help="a model bundle written by `physiosync fit`")
         p.add_argument("--data-dir", type=Path, required=True, metavar="DIR",

@@ -102,11 +102,13 @@ def recorded_spec(cache: Any, facts: Any) -> dict[str, dict[str, Any]]:
     return out
 
 
-def fit(cfg: RunConfig, out: str | Path | None = None, progress: bool = True) -> FitResult:
+def fit(cfg: RunConfig, out: str | Path | None = None, progress: bool = True, executor: Any = None) -> FitResult:
     """Train the final model of ``cfg`` on all its data and write the model bundle (module docstring).
 
     Args:
         out: The bundle directory; default ``runs_dir/<name>-fit/bundle``.
+        executor: Where the pre-training and fine-tuning jobs run (as for :func:`physiosync.run_pipeline`):
+            an executor, an :class:`~physiosync.config.ExecutorConfig`, or None = ``cfg.executor``.
 
     Returns:
         The bundle path, the work directory and the task names.
@@ -116,16 +118,16 @@ def fit(cfg: RunConfig, out: str | Path | None = None, progress: bool = True) ->
             directory made with another configuration), or ``out`` is an existing non-bundle path.
     """
     from physiosync.experiments.bundle import creation_info, task_entry, write_bundle
+    from physiosync.experiments.executors import make_executor
+    from physiosync.experiments.jobs import JobGraph, add_run_jobs
     from physiosync.experiments.pipeline import (
         RunContext,
-        fold_encoder_states,
+        finetune_dir,
         load_histories,
         make_run_folds,
         prepare,
-        stage_pretrain,
         start_run,
     )
-    from physiosync.training.finetune import finetune_fold
     from physiosync.training.runtime import seed_everything, set_threads, tune_cpu_runtime
 
     set_threads(cfg.n_threads)
@@ -141,21 +143,24 @@ def fit(cfg: RunConfig, out: str | Path | None = None, progress: bool = True) ->
     stage_cfg = cfg.model_copy(update={"protocol": cfg.protocol.model_copy(update={"folds": None})})
     ctx = RunContext(cfg=stage_cfg, run_dir=fit_dir, cache=data.cache, table=data.table,
                      resolutions=data.resolutions, folds=[fold], device=device)
-    stage_pretrain(ctx, progress=progress)
-    states = fold_encoder_states(ctx, fold)
-    weights: dict[str, Path] = {}
-    finetune_history: dict[str, Any] = {}
+    # The same jobs as `run` (pre-trainings, then one fine-tuning per task on the all-data fold), on the
+    # configured executor; each fine-tuning also saves its final weights for the bundle.
     for label in cfg.labels:
-        d = fit_dir / "finetune" / label / f"fold{fold.index:02d}"
+        d = finetune_dir(ctx, label, fold.index)
         if (d / "done.json").is_file() and not (d / MODEL_NAME).is_file():
             from physiosync.errors import DataFormatError
 
             raise DataFormatError(d / MODEL_NAME, "<file>", "missing next to a finished fine-tuning",
                                   "the fine-tuned weights fit saves", hint=f"delete {d} to fine-tune again")
-        result = finetune_fold(data.cache, data.table, fold, label, states, cfg, device, d, progress=progress,
-                               model_path=d / MODEL_NAME)
+    graph = JobGraph(fit_dir / "logs")
+    add_run_jobs(graph, ctx, save_model=MODEL_NAME)
+    make_executor(executor, stage_cfg).run(graph, progress=progress)
+    weights: dict[str, Path] = {}
+    finetune_history: dict[str, Any] = {}
+    for label in cfg.labels:
+        d = finetune_dir(ctx, label, fold.index)
         weights[label] = d / MODEL_NAME
-        finetune_history[label] = result.get("history") or json.loads((d / "done.json").read_text())["history"]
+        finetune_history[label] = json.loads((d / "done.json").read_text())["history"]
 
     cache = data.cache
     facts = current_facts(cfg.dataset)

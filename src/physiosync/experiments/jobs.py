@@ -262,10 +262,11 @@ def do_finetune(args: dict[str, Any], progress: bool) -> dict[str, Any]:
     _training_runtime(ctx.cfg, ctx.device, flush_denormal=True)
     states = fold_encoder_states(ctx, fold)
     d = finetune_dir(ctx, label, fold.index)
+    model_path = d / args["save_model"] if args.get("save_model") else None  # fit: the bundle's weights
 
     def go(max_epochs: int | None) -> dict[str, Any]:
         return finetune_fold(ctx.cache, ctx.table, fold, label, states, ctx.cfg, ctx.device, d, progress=progress,
-                             max_epochs_this_call=max_epochs)
+                             max_epochs_this_call=max_epochs, model_path=model_path)
 
     _maybe_fault(args.get("job_id", ""), go)
     r = go(None)
@@ -372,12 +373,14 @@ def cfg_doc(cfg: Any) -> dict[str, Any]:
 
 
 def add_run_jobs(graph: JobGraph, ctx: Any, group: str = "", report: Callable[[], Any] | None = None,
-                 stages: tuple[str, ...] = ("pretrain", "finetune")) -> list[str]:
+                 stages: tuple[str, ...] = ("pretrain", "finetune"), save_model: str | None = None) -> list[str]:
     """Add a prepared run's pre-training and fine-tuning jobs (and its report job, if given).
 
     ``ctx`` is a :class:`~physiosync.experiments.pipeline.RunContext` with cache and folds. The order of
     the jobs is the order the stages always ran in: pre-trainings sorted by (window, split), then every
-    fold × task. Returns the ids of the run's jobs (the report's dependencies).
+    fold × task. ``save_model`` (a file name, ``fit``'s): each fine-tuning also saves its final weights
+    there, next to its marker, and the file is one of the job's outputs. Returns the ids of the run's jobs
+    (the report's dependencies).
     """
     from physiosync.experiments.pipeline import (
         _check_pretrain_subjects,
@@ -417,9 +420,11 @@ def add_run_jobs(graph: JobGraph, ctx: Any, group: str = "", report: Callable[[]
                          if (w, fold.pretrain[w].key()) in pre_ids)
             for label in cfg.labels:
                 d = finetune_dir(ctx, label, fold.index)
+                saved = (str(d / save_model),) if save_model else ()
                 job = graph.add(Job(id=f"finetune:{d}", kind="finetune", group=group, deps=deps,
-                                    args={**base, "fold": int(fold.index), "label": label},
-                                    outputs=(str(d / PREDICTIONS_NAME), str(d / DONE_NAME)),
+                                    args={**base, "fold": int(fold.index), "label": label,
+                                          **({"save_model": save_model} if save_model else {})},
+                                    outputs=(*saved, str(d / PREDICTIONS_NAME), str(d / DONE_NAME)),
                                     absent=() if cfg.finetune.keep_checkpoint else (str(d / CHECKPOINT_NAME),)))
                 ids.append(job.id)
     if report is not None:

@@ -263,25 +263,6 @@ def pretrain_dir(ctx: RunContext, window_s: float, key: str) -> Path:
     return root / f"{window_s:g}s-{key[:16]}-{pretrain_signature(ctx.cfg, ctx.cache.hash)}"
 
 
-def stage_pretrain(ctx: RunContext, progress: bool = True) -> None:
-    """Pre-train once per distinct (window length, split) among the selected folds."""
-    from physiosync.training.pretrain import ENCODERS_NAME, pretrain_split
-
-    if not ctx.cfg.pretrain.enabled:
-        return
-    todo: dict[tuple[float, str], Any] = {}
-    for fold in selected_folds(ctx):
-        for w in ctx.resolutions:
-            split = fold.pretrain[w]
-            todo.setdefault((w, split.key()), split)
-            _check_pretrain_subjects(ctx.cfg, fold, split, bool((ctx.cache.trials["stimulus"] < 0).any()))
-    for i, ((w, key), split) in enumerate(sorted(todo.items(), key=lambda kv: kv[0])):
-        d = pretrain_dir(ctx, w, key)
-        if not (d / ENCODERS_NAME).is_file():
-            log.info("pre-training %d/%d: %gs windows, split %s", i + 1, len(todo), w, key[:12])
-        # a finished one returns at once (tidying what a kill may have left: history, checkpoint)
-        pretrain_split(ctx.cache, split, w, ctx.cfg, ctx.device, d, progress=progress)
-
 
 def _check_pretrain_subjects(cfg: RunConfig, fold: Any, split: Any, stimuli_unknown: bool = False) -> None:
     """Group pairing contrasts two halves of the training subjects: refuse a fold that leaves fewer than 2.
@@ -320,16 +301,6 @@ def fold_encoder_states(ctx: RunContext, fold: Any) -> dict[tuple[str, float], A
 def finetune_dir(ctx: RunContext, label: str, fold_index: int) -> Path:
     return ctx.run_dir / "finetune" / label / f"fold{fold_index:02d}"
 
-
-def stage_finetune(ctx: RunContext, progress: bool = True) -> None:
-    from physiosync.training.finetune import finetune_fold
-
-    folds = selected_folds(ctx)
-    for fold in folds:
-        states = fold_encoder_states(ctx, fold)
-        for label in ctx.cfg.labels:
-            d = finetune_dir(ctx, label, fold.index)
-            finetune_fold(ctx.cache, ctx.table, fold, label, states, ctx.cfg, ctx.device, d, progress=progress)
 
 
 def write_fold_predictions(ctx: RunContext) -> None:
