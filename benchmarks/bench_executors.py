@@ -20,23 +20,13 @@ The machine this was written on has 2 cores shared with other work: the measured
 from __future__ import annotations
 
 import argparse
-import platform
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+from run_all import cpu_model  # benchmarks/ is a folder of scripts: the one CPU-name helper
 
 
 class Recording:
@@ -187,7 +177,7 @@ def main() -> None:
     p.add_argument("--job-seconds", default=None, help="kind=seconds,... (pretrain, finetune, baseline, eegnet, features)")
     p.add_argument("--workers", default="1,2,4,8,16,32,64")
     args = p.parse_args()
-    print(f"CPU: {cpu_name()}")
+    print(f"CPU: {cpu_model()}")
     seconds: dict[str, float] = {}
     if not args.no_measure:
         seconds = measure(args)

@@ -170,7 +170,7 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 
 
 
-def _json_default(o: object) -> object:
+def json_default(o: object) -> object:
     """JSON for the numpy scalars/arrays and paths that results and manifests carry."""
     import numpy as np
 
@@ -187,4 +187,6 @@ def write_json_atomic(path: str | Path, doc: object, indent: int | None = 1) -> 
     """Write ``doc`` as JSON (numpy values and paths converted) atomically."""
     import json
 
-    write_text_atomic(path, json.dumps(doc, indent=indent, default=_json_default))
+    write_text_atomic(path, json.dumps(doc, indent=indent, default=json_default))
+
+

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from physiosync.atomic import TEMP_SUFFIX, temp_prefix
+from physiosync.atomic import TEMP_SUFFIX, json_default, temp_prefix
 from physiosync.config import RunConfig, dump_config, read_yaml, validate_config
 from physiosync.data.contract import DataContract
 from physiosync.data.labels import Task
@@ -182,7 +182,7 @@ def write_bundle(out: str | Path, manifest: dict[str, Any], cfg: RunConfig, weig
         for rel in [CONFIG_NAME, *(f"{WEIGHTS_DIR}/{t}.pt" for t in weights)]:
             files[rel] = {"size": (tmp / rel).stat().st_size, "sha256": _sha256(tmp / rel)}
         doc = {"format": BUNDLE_FORMAT, "format_version": BUNDLE_FORMAT_VERSION, **manifest, "files": files}
-        (tmp / MANIFEST_NAME).write_text(json.dumps(doc, indent=1, default=_json_default))  # last: complete
+        (tmp / MANIFEST_NAME).write_text(json.dumps(doc, indent=1, default=json_default))  # last: complete
         os.chmod(tmp, 0o755)  # mkdtemp's 0700 would hide a shared bundle from other users
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=temp_prefix(out.name + ".old"), suffix=TEMP_SUFFIX, dir=out.parent))
@@ -196,17 +196,6 @@ def write_bundle(out: str | Path, manifest: dict[str, Any], cfg: RunConfig, weig
             shutil.rmtree(tmp, ignore_errors=True)
     return out
 
-
-def _json_default(o: object) -> object:
-    import numpy as np
-
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
 
 
 # --------------------------------------------------------------------------------------------------
