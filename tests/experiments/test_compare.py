@@ -148,8 +148,6 @@ def test_resume_does_not_rerun_finished_rows(mixed_run, monkeypatch: pytest.Monk
     def boom(*args: object, **kwargs: object) -> None:
         raise AssertionError("a finished row was run again")
 
-    monkeypatch.setattr(compare, "run_baseline_row", boom)
-    monkeypatch.setattr(compare, "run_pipeline_row", boom)
     # the rows are jobs now: a finished row must add none (no fold fitted, no run opened)
     monkeypatch.setattr(compare, "baseline_fold", boom)
     monkeypatch.setattr(compare, "finish_baseline_row", boom)

@@ -56,7 +56,7 @@ reach p < 0.05) the pairs are per-subject accuracies instead, and the report nam
 
 This module is the orchestration only (rows, their order, resume). It reaches the pipeline through its
 public API (:mod:`physiosync.experiments.pipeline`: ``start_run``, ``prepare``, ``make_run_folds``,
-``run_pipeline(folds=...)``); the folds at another window length are
+``open_run(cfg, folds=...)`` + the run's jobs from :func:`physiosync.experiments.jobs.add_run_jobs`); the folds at another window length are
 :mod:`physiosync.data.fold_windows`, the statistics :mod:`physiosync.evaluation.statistics`, the outputs
 :mod:`physiosync.evaluation.comparison`, the command line :mod:`physiosync.cli.compare`.
 """
@@ -442,12 +442,6 @@ def finish_baseline_row(comp: Comparison, row: str) -> Path:
     return d
 
 
-def run_baseline_row(comp: Comparison, row: str, progress: bool = True) -> Path:
-    """Fit one baseline row on every selected fold and label in this process; write its tables and results."""
-    for label in comp.cfg.labels:
-        for fold in comp.selected:
-            baseline_fold(comp, row, label, fold, progress=progress)
-    return finish_baseline_row(comp, row)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -473,16 +467,6 @@ def row_folds(comp: Comparison, row_cfg: RunConfig) -> list[Any]:
     return folds_at_window(comp.folds, comp.table, comp.cache.windows(max(res)), res)
 
 
-def run_pipeline_row(comp: Comparison, row: str, progress: bool = True) -> Path:
-    """Run (or resume) one PhysioSync row through the pipeline, on the comparison's folds.
-
-    The pipeline refuses a stale row (made with another configuration) before it writes the folds.
-    """
-    from physiosync.experiments.pipeline import run_dir_of, run_pipeline
-
-    cfg = row_config(comp, row)
-    run_pipeline(cfg, progress=progress, folds=row_folds(comp, cfg))
-    return run_dir_of(cfg)
 
 
 # --------------------------------------------------------------------------------------------------

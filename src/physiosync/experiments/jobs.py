@@ -153,45 +153,45 @@ def forget_contexts() -> None:
     _CONTEXTS.clear()
 
 
+def _reopen(args: dict[str, Any], dir_key: str) -> tuple[Any, ...]:
+    """What a worker needs to rebuild a run or comparison from disk: config, cache, fused resolutions,
+    fine-tuning table, the saved folds and the device."""
+    from physiosync.config import validate_config
+    from physiosync.data.cache import open_cache
+    from physiosync.data.protocols import load_folds
+    from physiosync.training.runtime import resolve_device
+
+    directory = Path(args[dir_key])
+    cfg = validate_config(args["cfg"], f"job config of {directory}")
+    cache = open_cache(args["cache"])
+    res = tuple(sorted(cfg.model.resolutions or ()))
+    folds = load_folds(directory / "folds.json", cache.hash)
+    return cfg, directory, cache, res, cache.windows(max(res)), folds, resolve_device(cfg.device)
+
+
 def _run_context(args: dict[str, Any]) -> Any:
     """The run (a RunContext) a job belongs to: registered by the driver, or re-opened from disk."""
     key = ("run", str(Path(args["run_dir"])))
     if key not in _CONTEXTS:
-        from physiosync.config import validate_config
-        from physiosync.data.cache import open_cache
-        from physiosync.data.protocols import load_folds
         from physiosync.experiments.pipeline import RunContext
-        from physiosync.training.runtime import resolve_device
 
-        cfg = validate_config(args["cfg"], f"job config of {args['run_dir']}")
-        cache = open_cache(args["cache"])
-        res = tuple(sorted(cfg.model.resolutions or ()))
-        run_dir = Path(args["run_dir"])
-        ctx = RunContext(cfg=cfg, run_dir=run_dir, cache=cache, table=cache.windows(max(res)), resolutions=res,
-                         device=resolve_device(cfg.device))
-        ctx.folds = load_folds(run_dir / "folds.json", cache.hash)
+        cfg, run_dir, cache, res, table, folds, device = _reopen(args, "run_dir")
+        ctx = RunContext(cfg=cfg, run_dir=run_dir, cache=cache, table=table, resolutions=res, device=device)
+        ctx.folds = folds
         _CONTEXTS[key] = ctx
     return _CONTEXTS[key]
 
 
 def _comparison(args: dict[str, Any]) -> Any:
+    """The comparison a baseline/features job belongs to: registered by the driver, or re-opened from disk."""
     key = ("compare", str(Path(args["compare_dir"])))
     if key not in _CONTEXTS:
-        from physiosync.config import validate_config
-        from physiosync.data.cache import open_cache
-        from physiosync.data.protocols import load_folds
         from physiosync.experiments.compare import Comparison
         from physiosync.experiments.pipeline import select_folds
-        from physiosync.training.runtime import resolve_device
 
-        cfg = validate_config(args["cfg"], f"job config of {args['compare_dir']}")
-        cache = open_cache(args["cache"])
-        res = tuple(sorted(cfg.model.resolutions or ()))
-        cdir = Path(args["compare_dir"])
-        folds = load_folds(cdir / "folds.json", cache.hash)
-        _CONTEXTS[key] = Comparison(cfg=cfg, dir=cdir, cache=cache, table=cache.windows(max(res)), resolutions=res,
-                                    folds=list(folds), selected=select_folds(cfg, folds),
-                                    device=resolve_device(cfg.device))
+        cfg, cdir, cache, res, table, folds, device = _reopen(args, "compare_dir")
+        _CONTEXTS[key] = Comparison(cfg=cfg, dir=cdir, cache=cache, table=table, resolutions=res,
+                                    folds=list(folds), selected=select_folds(cfg, folds), device=device)
     return _CONTEXTS[key]
 
 
