@@ -56,15 +56,14 @@ def pretrain_step_fn(window_s: float, kind: str, n_moments: int = 8, n_subjects:
     batch = {s.name: torch.randn(n_moments, 2, n_subjects, s.n_chans, s.n_times(window_s), device=device)
              for s in contract.modalities}
     cfg = PretrainConfig()
-    mixed = mixed_precision(model, precision)
+    mixed = mixed_precision(model, precision, opt)
 
     def step() -> float:
         with mixed:
             loss = pretrain_loss(model(batch, **outputs_needed(cfg)), cfg)["loss"]
-        opt.zero_grad(set_to_none=True)
+        mixed.zero_grad()
         loss.backward()
-        opt.step()
-        mixed.refresh()
+        mixed.step()  # = opt.step() + refreshed bf16 copies, as the training loop does
         return float(loss.detach())  # one host sync per step: the timing includes the device's work
 
     return step
@@ -79,16 +78,15 @@ def finetune_step_fn(batch_size: int, kind: str, precision: str = "fp32", device
     opt = make_optimizer(model.parameters(), 1e-3, 0.0, kind)
     batch = {s.name: torch.randn(batch_size, s.n_chans, s.n_times(5.0), device=device) for s in contract.modalities}
     y = torch.randint(0, 2, (batch_size,), device=device)
-    mixed = mixed_precision(model, precision)
+    mixed = mixed_precision(model, precision, opt)
 
     def step() -> float:
         with mixed:
             logits = model(batch)
         loss = F.cross_entropy(logits.float(), y)
-        opt.zero_grad(set_to_none=True)
+        mixed.zero_grad()
         loss.backward()
-        opt.step()
-        mixed.refresh()
+        mixed.step()  # = opt.step() + refreshed bf16 copies, as the training loop does
         return float(loss.detach())
 
     return step

@@ -126,6 +126,41 @@ def test_bf16_linear_matches_float64_within_bf16_rounding():
     assert (y.detach().double() - y64.detach()).abs().max() / y64.abs().max() > 1e-5
 
 
+def test_every_linear_of_a_model_runs_in_bf16_inside_the_context_and_only_there(monkeypatch):
+    """The context switches GEMMs by giving each nn.Linear an instance forward; all of them, attention's qkv too."""
+    import physiosync.training.precision as precision
+    from physiosync.config import ModelConfig
+    from physiosync.data.facts import prepared_contract
+    from physiosync.models import PretrainModel
+
+    torch.manual_seed(0)
+    contract = prepared_contract("deap")
+    model = PretrainModel(contract, 1.0, ModelConfig(embed_dim={"1.0": 32}, projector_dims=[64, 64], cm_dim=32))
+    batch = {s.name: torch.randn(2, 2, 2, s.n_chans, s.n_times(1.0)) for s in contract.modalities}
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    calls: list[torch.nn.Module] = []
+    for m in linears:
+        m.register_forward_hook(lambda mod, args, out: calls.append(mod))
+    routed = []
+    real_apply = precision._Bf16Linear.apply
+    monkeypatch.setattr(precision._Bf16Linear, "apply", lambda *a: routed.append(a[1]) or real_apply(*a))
+    mixed = Bf16Matmuls(model)
+    with mixed:
+        with mixed:  # re-entrant: the inner exit must not switch back
+            pass
+        model(batch)
+    assert calls and len(routed) == len(calls)  # every Linear call went through the bf16 GEMM
+    assert {id(w) for w in routed} == {id(m.weight) for m in calls}
+    assert any(type(m).__name__ == "BiasPerCallLinear" for m in calls)  # the attention's qkv included
+    assert all("forward" not in m.__dict__ for m in linears)  # left: class forwards again
+    routed.clear()
+    model(batch)
+    assert routed == []
+    with pytest.raises(RuntimeError, match="boom"), mixed:
+        raise RuntimeError("boom")
+    assert all("forward" not in m.__dict__ for m in linears)  # an exception inside restores too
+
+
 def test_copies_follow_the_master_weights_only_after_refresh():
     torch.manual_seed(0)
     lin = torch.nn.Linear(8, 4)

@@ -129,6 +129,22 @@ class MultiViewEmbedding(nn.Module):
         return self.norm.forward_slices(grouped).reshape(b, self.n_views, self.dim)
 
 
+class BiasPerCallLinear(nn.Linear):
+    """A bias-free ``nn.Linear`` whose forward takes the bias as an argument (the attention's qkv).
+
+    The attention's bias ``[q_bias, 0, v_bias]`` is assembled from two parameters and a fixed zero, so it
+    cannot be the layer's own parameter; calling the module (rather than ``F.linear`` on its weight) keeps
+    every GEMM of the model a module call, which is what :mod:`physiosync.training.precision` switches.
+    The state dict is that of ``nn.Linear(in, out, bias=False)``.
+    """
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__(in_features, out_features, bias=False)
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
+        return F.linear(x, self.weight, bias)
+
+
 class Attention(nn.Module):
     """Multi-head self-attention with a bias-free qkv linear plus bias ``[q_bias, 0, v_bias]`` (§3.2).
 
@@ -143,7 +159,7 @@ class Attention(nn.Module):
         if dim % n_heads:
             raise ValueError(f"embedding dim {dim} is not divisible by {n_heads} heads")
         self.n_heads = n_heads
-        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.qkv = BiasPerCallLinear(dim, 3 * dim)
         self.q_bias = nn.Parameter(torch.zeros(dim))
         self.v_bias = nn.Parameter(torch.zeros(dim))
         self.register_buffer("k_bias", torch.zeros(dim), persistent=False)  # key bias is fixed at 0
@@ -154,7 +170,7 @@ class Attention(nn.Module):
         b, n, d = x.shape
         nq = n if n_query is None else n_query
         bias = torch.cat((self.q_bias, self.k_bias, self.v_bias))
-        qkv = F.linear(x, self.qkv.weight, bias).view(b, n, 3, self.n_heads, d // self.n_heads)
+        qkv = self.qkv(x, bias).view(b, n, 3, self.n_heads, d // self.n_heads)
         qkv = qkv.permute(2, 0, 3, 1, 4)  # (3, B, heads, N, d/heads)
         q, k, v = qkv[0, :, :, :nq], qkv[1], qkv[2]
         out = F.scaled_dot_product_attention(q, k, v)  # default scale (d/heads)^-1/2, no mask, no dropout

@@ -168,7 +168,7 @@ def finetune_fold(
         return Parts(model, optimizer, scheduler, {"data": data_gen})
 
     def train_epoch(run: Run) -> dict[str, Any]:
-        model, optimizer = run.parts.model, run.parts.optimizer
+        model = run.parts.model
         plan = sample_index_batches(train_rows, fc.batch_size, run.parts.np_generators["data"],
                                     fc.steps_per_epoch, drop_last=False)
         loss_sum = torch.zeros((), device=device)
@@ -181,10 +181,9 @@ def finetune_fold(
             with run.mixed:
                 logits = model(batch)
             loss = F.cross_entropy(logits.float(), y)
-            optimizer.zero_grad(set_to_none=True)
+            run.mixed.zero_grad()
             loss.backward()
-            optimizer.step()
-            run.mixed.refresh()
+            run.mixed.step()  # optimiser step; bf16 weight copies follow
             loss_sum += loss.detach() * len(rows)
             correct += (logits.detach().argmax(1) == y).sum()
             n_seen += len(rows)

@@ -202,7 +202,7 @@ def run_loop(
         # bf16: weight copies made after the (possibly resumed) weights are in place, refreshed after every
         # step by the step function; fp32: a no-op context.
         precision = run_precision(spec.precision, spec.device, state, ckpt)
-        run = Run(parts, spec.device, precision, mixed_precision(parts.model, precision), step, history)
+        run = Run(parts, spec.device, precision, mixed_precision(parts.model, precision, parts.optimizer), step, history)
 
         stop = spec.epochs if max_epochs_this_call is None else min(spec.epochs, start + max_epochs_this_call)
         bar = tqdm(range(start, stop), disable=not progress, desc=spec.desc, unit="epoch")

@@ -280,10 +280,9 @@ def pretrain_split(
                 batch = _augment(batch, aug_gen, cfg)
             with run.mixed:
                 terms = score_batch(model, batch, cfg)
-            optimizer.zero_grad(set_to_none=True)
+            run.mixed.zero_grad()
             terms["loss"].backward()
-            optimizer.step()
-            run.mixed.refresh()
+            run.mixed.step()  # optimiser step; bf16 weight copies follow
             _accumulate(sums, terms)
             run.step += 1
             if run.step % every == 0:
