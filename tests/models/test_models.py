@@ -304,6 +304,46 @@ def test_parity_modules_absent_by_default():
     assert not any(is_parity_name(n) for n, _ in enc.named_parameters())
 
 
+def test_block_with_prompts_equals_the_per_sample_sequence_reference():
+    """Prompt keys/values computed once per batch = the spec's per-sample sequence [tokens, prompts].
+
+    Reference (§3.2 written out): append the prompts to every sample, LayerNorm, qkv with bias
+    [q_bias, 0, v_bias], softmax attention with every token as a query, keep the first N outputs.
+    float64: the two differ only in summation order, so 1e-12 (≈ 4500 eps) on O(1) values is ample
+    while a wrong bias, a missing prompt or a mis-broadcast key differs at O(1e-2).
+    """
+    from physiosync.models.encoder import Block
+
+    torch.manual_seed(0)
+    d, heads, n, b, p = 16, 4, 4, 3, 2
+    blk = Block(d, heads, n_prompts=p).double()
+    with torch.no_grad():
+        for prm in blk.parameters():
+            prm.normal_(0, 0.3)
+    x = torch.randn(b, n, d, dtype=torch.float64, requires_grad=True)
+
+    def reference(x):
+        at = blk.attn
+        seq = blk.norm1(torch.cat((x, blk.prompts.expand(b, -1, -1)), dim=1))
+        bias = torch.cat((at.q_bias, torch.zeros_like(at.q_bias), at.v_bias))
+        q, k, v = (seq @ blk.attn.qkv.weight.T + bias).split(d, dim=-1)
+        split = lambda t: t.view(b, n + p, heads, d // heads).transpose(1, 2)  # noqa: E731
+        q, k, v = split(q), split(k), split(v)
+        att = torch.softmax(q @ k.transpose(-1, -2) / (d // heads) ** 0.5, dim=-1) @ v
+        out = at.proj(att.transpose(1, 2).reshape(b, n + p, d))[:, :n]
+        x = x + blk.gamma_1 * out
+        return x + blk.gamma_2 * blk.mlp(blk.norm2(x))
+
+    got, ref = blk(x), reference(x)
+    torch.testing.assert_close(got, ref, rtol=0, atol=1e-12)
+    w = torch.randn_like(ref)
+    g_got = torch.autograd.grad((got * w).sum(), [x, blk.prompts, blk.attn.qkv.weight, blk.attn.v_bias])
+    g_ref = torch.autograd.grad((ref * w).sum(), [x, blk.prompts, blk.attn.qkv.weight, blk.attn.v_bias])
+    for a, r in zip(g_got, g_ref, strict=True):
+        torch.testing.assert_close(a, r, rtol=0, atol=1e-12)
+    assert g_got[1].abs().max() > 1e-3  # the prompts really take part
+
+
 def test_forward_flops_match_closed_form_and_spec():
     """PPS encoders equal §8.1; EEG encoders skip prompt-token queries/MLP (fewer FLOPs, same output)."""
 

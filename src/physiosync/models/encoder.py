@@ -148,10 +148,13 @@ class BiasPerCallLinear(nn.Linear):
 class Attention(nn.Module):
     """Multi-head self-attention with a bias-free qkv linear plus bias ``[q_bias, 0, v_bias]`` (§3.2).
 
-    Only the first ``n_query`` tokens are used as queries: outputs of appended prompt tokens are discarded
-    by the block anyway, so computing them would be wasted work (same maths for the kept tokens). The
-    softmax is the one inside ``scaled_dot_product_attention``: in float32 inputs it is exact float32; in
-    bf16 the fused kernels accumulate logits and softmax in float32 too (the spec's "softmax in float32").
+    Optional ``shared`` tokens (the block's prompts, the same for every sample) are extra keys/values
+    only: outputs of appended prompt tokens are discarded by the block anyway, and since a prompt token is
+    a parameter (and LayerNorm acts per token), its key and value are the same in every sample — so they
+    are computed once, not once per sample, and broadcast (same maths; at the fine-tuning batch this is a
+    third of the EEG encoders' qkv FLOPs). The softmax is the one inside ``scaled_dot_product_attention``:
+    in float32 inputs it is exact float32; in bf16 the fused kernels accumulate logits and softmax in
+    float32 too (the spec's "softmax in float32").
     """
 
     def __init__(self, dim: int, n_heads: int) -> None:
@@ -165,16 +168,24 @@ class Attention(nn.Module):
         self.register_buffer("k_bias", torch.zeros(dim), persistent=False)  # key bias is fixed at 0
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, n_query: int | None = None) -> torch.Tensor:
-        """Shape: x (B, N, d) -> (B, n_query, d); keys/values use all N tokens."""
+    def forward(self, x: torch.Tensor, shared: torch.Tensor | None = None) -> torch.Tensor:
+        """Shape: x (B, N, d), shared (1, P, d) or None -> (B, N, d); keys/values use all N + P tokens."""
         b, n, d = x.shape
-        nq = n if n_query is None else n_query
+        h = self.n_heads
         bias = torch.cat((self.q_bias, self.k_bias, self.v_bias))
-        qkv = self.qkv(x, bias).view(b, n, 3, self.n_heads, d // self.n_heads)
-        qkv = qkv.permute(2, 0, 3, 1, 4)  # (3, B, heads, N, d/heads)
-        q, k, v = qkv[0, :, :, :nq], qkv[1], qkv[2]
+        rows = x.reshape(b * n, d)
+        if shared is not None:  # one GEMM for the samples' tokens and the P shared ones
+            rows = torch.cat((rows, shared.reshape(-1, d)))
+        qkv = self.qkv(rows, bias)
+        own = qkv[: b * n].view(b, n, 3, h, d // h).permute(2, 0, 3, 1, 4)  # (3, B, heads, N, d/heads)
+        q, k, v = own[0], own[1], own[2]
+        if shared is not None:
+            p = shared.shape[-2]
+            extra = qkv[b * n :].view(1, p, 3, h, d // h).permute(2, 0, 3, 1, 4).expand(3, b, h, p, d // h)
+            k = torch.cat((k, extra[1]), dim=2)
+            v = torch.cat((v, extra[2]), dim=2)
         out = F.scaled_dot_product_attention(q, k, v)  # default scale (d/heads)^-1/2, no mask, no dropout
-        return self.proj(out.transpose(1, 2).reshape(b, nq, d))
+        return self.proj(out.transpose(1, 2).reshape(b, n, d))
 
 
 def _make_mlp(dim: int, hidden: int) -> nn.Sequential:
@@ -186,7 +197,8 @@ class Block(nn.Module):
     """Pre-LN transformer block with layer scale and optional per-block prompt tokens (§3.2).
 
     Prompts are appended at the end of the sequence as extra keys/values and dropped after the block, so
-    the MLP and the attention queries are computed for the carried tokens only (identical result).
+    the MLP and the attention queries are computed for the carried tokens only, and the prompts' keys and
+    values once for the batch (:class:`Attention`; identical maths).
 
     Args:
         dim: Token width d.
@@ -228,9 +240,8 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Shape: x (B, N, d) -> (B, N, d)."""
-        n = x.shape[1]
-        seq = x if self.prompts is None else torch.cat((x, self.prompts.expand(x.shape[0], -1, -1)), dim=1)
-        x = x + self.gamma_1 * self.attn(self.norm1(seq), n_query=n)
+        shared = None if self.prompts is None else self.norm1(self.prompts)  # (1, P, d): per token, as in seq
+        x = x + self.gamma_1 * self.attn(self.norm1(x), shared)
         return x + self.gamma_2 * self.mlp(self.norm2(x))
 
 
