@@ -240,7 +240,7 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Shape: x (B, N, d) -> (B, N, d)."""
-        shared = None if self.prompts is None else self.norm1(self.prompts)  # (1, P, d): per token, as in seq
+        shared = None if self.prompts is None else self.norm1(self.prompts)  # (1, P, d); LayerNorm is per token
         x = x + self.gamma_1 * self.attn(self.norm1(x), shared)
         return x + self.gamma_2 * self.mlp(self.norm2(x))
 

@@ -29,7 +29,7 @@ CHUNK = 1 << 19
 
 
 def supports(optimizer: torch.optim.Optimizer, weights: list[torch.Tensor]) -> bool:
-    """Whether :func:`chunked_adam_step` can replace ``optimizer.step()`` for ``weights``.
+    """Whether :class:`ChunkedAdam` can replace ``optimizer.step()`` for ``weights``.
 
     Only a fused ``torch.optim.Adam`` on CPU (the kernel this module calls; on CUDA the plain path is
     already bandwidth-rich and a per-chunk launch would cost more than it saves), without AMSGrad,

@@ -9,8 +9,10 @@ nothing over fp32 (issue 12's profile).
 What this module does instead (mixed precision with float32 master weights):
 
 - :class:`Bf16Matmuls` keeps one bf16 copy of the weight of every ``nn.Linear`` of a model, in one flat
-  buffer. The optimiser updates the float32 parameters (fused Adam, unchanged); :meth:`Bf16Matmuls.refresh`
-  then rewrites all copies in one pass — the only cast of a weight per step.
+  buffer. The optimiser updates the float32 parameters; :meth:`Bf16Matmuls.step` then has the copies follow
+  — the only cast of a weight per step. With a fused CPU Adam the weight gradients stay bf16 and the step
+  runs the same fused kernel chunk by chunk, rounding each chunk into its copy while it is in cache
+  (:mod:`physiosync.training.bf16_adam`; bit-identical to cast + ``optimizer.step()`` + refresh).
 - While the context is entered, every ``nn.Linear`` of the model (including the attention's qkv, a
   ``BiasPerCallLinear``) runs as :class:`_Bf16Linear`: inputs rounded to bf16, GEMM in bf16 with
   float32 accumulation, output and all gradients returned in float32. So only matrix multiplies change
@@ -75,7 +77,7 @@ class _Bf16Linear(torch.autograd.Function):
 
 
 class _SideGrads:
-    """bf16 weight gradients kept beside the model, for :func:`physiosync.training.bf16_adam.chunked_adam_step`.
+    """bf16 weight gradients kept beside the model, for :meth:`physiosync.training.bf16_adam.ChunkedAdam.step`.
 
     A weight's first gradient of a step is written here (bf16, the GEMM's own output); a second use of the
     same weight in the step (shared layer, several backward passes) goes to its float32 ``.grad`` as
@@ -83,11 +85,7 @@ class _SideGrads:
     """
 
     def __init__(self, copies: list[torch.Tensor]) -> None:
-        self.flat = torch.empty(sum(c.numel() for c in copies), dtype=copies[0].dtype, device=copies[0].device)
-        self.grads, offset = [], 0
-        for c in copies:
-            self.grads.append(self.flat[offset : offset + c.numel()].view(c.shape))
-            offset += c.numel()
+        self.flat, self.grads = _flat_views(copies, copies[0].dtype, copies[0].device)
         self.filled = [False] * len(copies)
 
     def take(self, i: int) -> bool:
@@ -151,14 +149,8 @@ class Bf16Matmuls:
 
         self.modules = [m for m in model.modules() if isinstance(m, nn.Linear) and m.weight is not None]
         self.weights = [m.weight for m in self.modules]
-        total = sum(w.numel() for w in self.weights)
         device = self.weights[0].device if self.weights else torch.device("cpu")
-        self.flat = torch.empty(total, dtype=dtype, device=device)  # one allocation for all copies
-        self.copies: list[torch.Tensor] = []
-        offset = 0
-        for w in self.weights:
-            self.copies.append(self.flat[offset : offset + w.numel()].view(w.shape))
-            offset += w.numel()
+        self.flat, self.copies = _flat_views(self.weights, dtype, device)  # one allocation for all copies
         self.optimizer = optimizer
         self.side = _SideGrads(self.copies) if optimizer is not None and bf16_adam.supports(
             optimizer, self.weights) else None
@@ -190,11 +182,10 @@ class Bf16Matmuls:
             return
         side, stepped_plain = self.side, []
         for i, w in enumerate(self.weights):
-            if side.filled[i] and w.grad is not None:  # used twice: fold the bf16 part into .grad
-                w.grad.add_(side.grads[i])
-                side.filled[i] = False
-                stepped_plain.append(i)
-            elif w.grad is not None:
+            if w.grad is not None:  # a float32 gradient: optimizer.step() updates this weight
+                if side.filled[i]:  # used twice in the step: fold its bf16 first gradient in
+                    w.grad.add_(side.grads[i])
+                    side.filled[i] = False
                 stepped_plain.append(i)
         optimizer.step()  # biases, norms, embeddings, weights with a float32 .grad; skips the others
         todo = [i for i, f in enumerate(side.filled) if f]
@@ -217,6 +208,17 @@ class Bf16Matmuls:
         if self._depth == 0:
             for m in self.modules:
                 m.__dict__.pop("forward", None)
+
+
+def _flat_views(like: list[torch.Tensor], dtype: torch.dtype,
+                device: torch.device) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """One buffer and a view of it shaped like each tensor of ``like``, in order."""
+    flat = torch.empty(sum(t.numel() for t in like), dtype=dtype, device=device)
+    views, offset = [], 0
+    for t in like:
+        views.append(flat[offset : offset + t.numel()].view(t.shape))
+        offset += t.numel()
+    return flat, views
 
 
 def _attached(optimizer: torch.optim.Optimizer | None) -> torch.optim.Optimizer:
