@@ -250,7 +250,7 @@ def test_bad_settings_and_foreign_files_are_refused(tmp_path: Path, capsys: pyte
     assert "found 1 other entries (notes.txt)" in err and len(err.strip().splitlines()) == 1
 
 
-def test_cli_writes_recordings(tmp_path: Path) -> None:
+def test_cli_writes_recordings(tmp_path: Path, capsys) -> None:
     out = tmp_path / "r"
     assert main(["synth", "recordings", "--format", "bdf", "--out", str(out), "--subjects", "1", "--trials", "2",
                  "--trial-seconds", "2", "--peripheral", "ecg", "--montage", "epoc14", "--sfreq", "512",
@@ -259,7 +259,13 @@ def test_cli_writes_recordings(tmp_path: Path) -> None:
                                                      "sub-01_run-02_eeg.bdf", "trials.tsv"]
     raw = read(out / "sub-01_run-02_eeg.bdf", "bdf")
     assert raw.info["sfreq"] == 512.0 and raw.ch_names[-1] == "ECG" and len(raw.annotations) == 1
-    with pytest.raises(SystemExit, match="is for 'deap'"):
-        main(["synth", "recordings", "--format", "matlab", "--out", str(tmp_path / "m")])
-    with pytest.raises(SystemExit, match="is for 'recordings'"):
-        main(["synth", "deap", "--format", "edf", "--out", str(tmp_path / "d")])
+    # a format given to the wrong dataset is a usage error, as argparse reports one: message, exit status 2
+    for argv, says in ((["recordings", "--format", "matlab"], "is for 'deap'"),
+                       (["deap", "--format", "edf"], "is for 'recordings'"),
+                       (["deap", "--effect", "-1"], "--effect must be >= 0")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["synth", *argv, "--out", str(tmp_path / "x")])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith("physiosync synth: error: ") and says in err, err
+    assert not (tmp_path / "x").exists()  # nothing written

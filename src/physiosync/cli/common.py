@@ -11,6 +11,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import NoReturn
+
+
+def usage_error(command: str, message: str) -> NoReturn:
+    """A command-line mistake found after parsing: argparse's form (``physiosync CMD: error: ...``, exit 2)."""
+    print(f"physiosync {command}: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def config_arguments(p: argparse.ArgumentParser, what: str = "YAML config (see configs/)") -> None:

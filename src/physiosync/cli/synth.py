@@ -45,6 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from physiosync.cli.common import usage_error
     from physiosync.errors import ConfigError
     from physiosync.synth import SYNTHETIC, write_synthetic
 
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     n_subjects = args.subjects or default_subjects
     n_trials = args.trials or default_trials
     if args.effect < 0:
-        raise SystemExit("physiosync synth: error: --effect must be >= 0")
+        usage_error("synth", "--effect must be >= 0")
     clip = tuple(args.clip_seconds) if args.clip_seconds else CLIP_SECONDS[args.full]
     recording_options = dict(
         peripheral=args.peripheral, sfreq=tuple(args.sfreq), files_per_subject=args.files_per_subject,
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
                                **recording_options)
     except ConfigError as e:
         if str(e).startswith("--format"):
-            raise SystemExit(f"physiosync synth: error: {e}") from None
+            usage_error("synth", str(e))
         raise
     print(line)
     return 0
