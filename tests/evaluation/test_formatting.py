@@ -37,3 +37,12 @@ def test_run_report_and_console_show_the_same_form() -> None:
     row = next(line for line in md.splitlines() if line.startswith("| valence |"))
     assert row.startswith("| valence | 71.88 ± 4.69 | 71.88 ± 4.69 | 71.88 ± 4.69 (binary) | — | 71.88 ± 4.69 |")
     assert "| 50.00 ± 6.25 | 0.01 |" in row
+
+
+def test_dataset_label_names_own_recordings_by_their_dataset_file():
+    from physiosync.evaluation.formatting import dataset_label
+
+    assert dataset_label({"dataset": "recordings", "dataset_name": "my-study"}) == "my-study (recordings)"
+    assert dataset_label({"dataset": "deap", "dataset_name": "deap"}) == "deap"
+    assert dataset_label({"dataset": "dreamer"}) == "dreamer"  # results.json written before the key existed
+    assert dataset_label({}) == "—"

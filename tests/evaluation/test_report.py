@@ -98,6 +98,9 @@ def test_report_files_and_columns(tmp_path, table: WindowTable) -> None:
     assert float(rows[0]["accuracy_std"]) == pytest.approx(np.std(fold_acc))
     assert doc["meta"]["dataset"] == "deap" and doc["protocol"]["name"] == "stimulus-kfold"
     assert sum(map(sum, doc["labels"]["four"]["confusion"])) == len(table)  # every row tested once
+    # own recordings: the report names the dataset file's dataset, beside the reader
+    write_report(tmp_path / "own", results, {**META, "dataset": "recordings", "dataset_name": "my-study"})
+    assert "| my-study (recordings) | synthetic |" in (tmp_path / "own" / "report.md").read_text()
     md = (tmp_path / "report.md").read_text()
     assert md.startswith("# PhysioSync report") and "ddof = 0" in md and "Synthetic data" in md
     assert "LEAKY PROTOCOL" not in md

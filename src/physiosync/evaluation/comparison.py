@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from physiosync.atomic import atomic_path, write_json_atomic, write_text_atomic
-from physiosync.evaluation.formatting import format_pct
+from physiosync.evaluation.formatting import dataset_label, format_pct
 from physiosync.evaluation.report import chance_cells, chance_legend
 from physiosync.evaluation.statistics import MIN_FOLD_PAIRS, paired_test
 
@@ -117,7 +117,7 @@ def render_markdown(doc: dict[str, Any], plot: str | None) -> str:
     lines += ["## Protocol", "", *protocol_header(doc), "", p["description"], "",
               f"Folds: `{p['folds_file']}` (folds {p['folds_run']} run), identical for every row "
               "(checked on each row's test windows).", "",
-              f"Dataset {meta['dataset']} ({meta['data_origin']}), preset {meta['preset'] or '—'}, seed "
+              f"Dataset {dataset_label(meta)} ({meta['data_origin']}), preset {meta['preset'] or '—'}, seed "
               f"{meta['seed']}, device {meta['device']} ({meta.get('precision', '—')}), cache {str(meta['cache_hash'])[:12]}, fine-tuning windows "
               f"{meta['window_s']:g} s, resolutions {', '.join(f'{w:g} s' for w in meta['resolutions'])}.", ""]
     if meta["data_origin"] == "synthetic":

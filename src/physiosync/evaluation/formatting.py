@@ -34,3 +34,14 @@ def format_stat(stat: dict[str, Any] | None, digits: int = 1) -> str:
     if not stat:
         return MISSING
     return format_pct(stat.get("mean"), stat.get("std"), digits)
+
+
+def dataset_label(meta: dict[str, Any]) -> str:
+    """The dataset as a report names it: the dataset file's own name beside the reader when they differ.
+
+    Own recordings are read by the ``recordings`` reader but named by their ``dataset.yaml``
+    (``dataset_name``, e.g. ``my-study (recordings)``); DEAP and DREAMER are just ``deap`` / ``dreamer``.
+    """
+    reader = str(meta.get("dataset") or "—")
+    name = meta.get("dataset_name")
+    return f"{name} ({reader})" if name and name != reader else reader

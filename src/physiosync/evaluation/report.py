@@ -54,7 +54,7 @@ from physiosync.data.labels import Task
 from physiosync.data.protocols import LEAKY_PROTOCOLS, describe_protocol
 from physiosync.data.table import WindowTable
 from physiosync.errors import DataFormatError
-from physiosync.evaluation.formatting import format_pct, format_stat
+from physiosync.evaluation.formatting import dataset_label, format_pct, format_stat
 from physiosync.evaluation.metrics import (
     DDOF,
     aggregate,
@@ -328,7 +328,7 @@ def render_markdown(results: dict[str, Any], meta: dict[str, Any], plots: list[s
         "per-subject figures. Metrics are computed over all test windows of a fold (never per batch).", "",
         "## Run", "",
         "| dataset | data origin | preset | seed | device | precision | cache |", "|---|---|---|---|---|---|---|",
-        f"| {meta.get('dataset', '—')} | {meta.get('data_origin', '—')} | {meta.get('preset') or '—'} | "
+        f"| {dataset_label(meta)} | {meta.get('data_origin', '—')} | {meta.get('preset') or '—'} | "
         f"{meta.get('seed', '—')} | {meta.get('device', '—')} | {meta.get('precision', '—')} | "
         f"{str(meta.get('cache_hash') or '—')[:12]} |", "",
     ]

@@ -541,6 +541,7 @@ def build_comparison(comp: Comparison, rows: list[str], status: dict[str, dict[s
     from physiosync.data.protocols import LEAKY_PROTOCOLS, describe_protocol
     from physiosync.evaluation.comparison import comparison_table
     from physiosync.evaluation.statistics import MIN_FOLD_PAIRS
+    from physiosync.experiments.pipeline import dataset_name
 
     ran = [r for r in rows if status[r]["status"] != "skipped"]
     results = {r: _make_results(comp, summarise_row(comp, r)) for r in ran}
@@ -563,7 +564,8 @@ def build_comparison(comp: Comparison, rows: list[str], status: dict[str, dict[s
         "table": table,
         "results": results,
         "meta": {
-            "compare_dir": str(comp.dir), "dataset": cfg.dataset.name, "data_origin": cfg.dataset.origin,
+            "compare_dir": str(comp.dir), "dataset": cfg.dataset.name, "dataset_name": dataset_name(cfg),
+            "data_origin": cfg.dataset.origin,
             "preset": cfg.preset, "seed": cfg.seed, "device": str(comp.device), "precision": cfg.precision,
             "cache_hash": comp.cache.hash,
             "subjects": list(comp.cache.subjects), "window_s": float(comp.table.window_s),

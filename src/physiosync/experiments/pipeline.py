@@ -381,6 +381,14 @@ def load_histories(ctx: RunContext) -> dict[str, Any]:
     return {"pretrain": pre, "finetune": fine}
 
 
+def dataset_name(cfg: RunConfig) -> str:
+    """The dataset's own name, its facts' ``name``: for own recordings the ``dataset.yaml``'s, not the reader's."""
+    from physiosync.data.readers import facts_of
+
+    facts = facts_of(cfg.dataset, required=False)
+    return facts.name if facts is not None else cfg.dataset.name
+
+
 def run_meta(ctx: RunContext) -> dict[str, Any]:
     """Facts about the run that every report states next to the numbers."""
     cfg = ctx.cfg
@@ -388,6 +396,7 @@ def run_meta(ctx: RunContext) -> dict[str, Any]:
         "run_name": cfg.name,
         "run_dir": str(ctx.run_dir),
         "dataset": cfg.dataset.name,
+        "dataset_name": dataset_name(cfg),
         "data_origin": cfg.dataset.origin,
         "data_dir": str(cfg.dataset.data_dir),
         "preset": cfg.preset,
