@@ -32,8 +32,9 @@ def supports(optimizer: torch.optim.Optimizer, weights: list[torch.Tensor]) -> b
     """Whether :class:`ChunkedAdam` can replace ``optimizer.step()`` for ``weights``.
 
     Only a fused ``torch.optim.Adam`` on CPU (the kernel this module calls; on CUDA the plain path is
-    already bandwidth-rich and a per-chunk launch would cost more than it saves), without AMSGrad,
-    gradient scaling or differentiable/capturable modes, with every weight float32 in one of its groups.
+    already bandwidth-rich and a per-chunk launch would cost more than it saves), without AMSGrad or
+    differentiable/capturable modes, with every weight float32 in one of its groups (the step passes no
+    gradient scale: nothing in this project uses one).
     """
     if type(optimizer) is not torch.optim.Adam or not weights:
         return False

@@ -199,8 +199,8 @@ def run_loop(
                 parts.scheduler.load_state_dict(state["scheduler"])
             restore_rng_states(state["rng"], parts.np_generators, parts.torch_generators)
             history, start, step = list(state["history"]), int(state["epoch"]), int(state.get("step") or 0)
-        # bf16: weight copies made after the (possibly resumed) weights are in place, refreshed after every
-        # step by the step function; fp32: a no-op context.
+        # bf16: weight copies made after the (possibly resumed) weights are in place; step functions call
+        # run.mixed.zero_grad() / run.mixed.step() (optimiser step, copies follow); fp32: plain optimiser calls.
         precision = run_precision(spec.precision, spec.device, state, ckpt)
         run = Run(parts, spec.device, precision, mixed_precision(parts.model, precision, parts.optimizer), step, history)
 

@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from physiosync.training import bf16_adam
+
 
 class _Bf16Linear(torch.autograd.Function):
     """``y = x Wᵀ + b`` with bf16 operands and float32 output/gradients (module docstring).
@@ -145,8 +147,6 @@ class Bf16Matmuls:
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
                  dtype: torch.dtype = torch.bfloat16) -> None:
-        from physiosync.training import bf16_adam
-
         self.modules = [m for m in model.modules() if isinstance(m, nn.Linear) and m.weight is not None]
         self.weights = [m.weight for m in self.modules]
         device = self.weights[0].device if self.weights else torch.device("cpu")
